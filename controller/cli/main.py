@@ -1,0 +1,181 @@
+"""The ``dlc-guard`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from policy.catalog import Catalog, CatalogError, default_catalog, load_catalog_file
+from policy.evaluate import RANK, Engine, Result
+from policy.registries import Mirror
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+FAIL_LEVELS = ("unsupported", "unknown", "outdated", "expiring", "never")
+COLOURS = {
+    "unsupported": "\033[31;1m",
+    "unknown": "\033[35m",
+    "invalid": "\033[35m",
+    "outdated": "\033[33m",
+    "expiring": "\033[33m",
+    "supported": "\033[32m",
+    "not-dlc": "\033[2m",
+}
+RESET = "\033[0m"
+
+
+class UsageError(Exception):
+    pass
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _nonneg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be zero or more")
+    return value
+
+
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--as-of", type=_date, default=None, metavar="YYYY-MM-DD",
+                   help="judge as on this date (default: today, UTC)")
+    p.add_argument("--warn-days", type=_nonneg, default=60, metavar="N",
+                   help="end of patch within N days makes an image 'expiring' (default 60)")
+    p.add_argument("--catalog", metavar="FILE", help="catalog file (default: the embedded catalog)")
+    p.add_argument("--mirror", action="append", default=[], metavar="PREFIX",
+                   help="registry prefix that mirrors DLC repositories (repeatable)")
+
+
+def load_catalog_option(path: str | None) -> Catalog:
+    return default_catalog() if path is None else load_catalog_file(path)
+
+
+def engine_from_args(args: argparse.Namespace) -> Engine:
+    catalog = load_catalog_option(args.catalog)
+    as_of = args.as_of or dt.datetime.now(dt.UTC).date()
+    return Engine(catalog, as_of, args.warn_days, tuple(Mirror(m) for m in args.mirror))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dlc-guard",
+        description="Judge AWS Deep Learning Containers images against the framework support policy.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    check = sub.add_parser("check", help="judge image references",
+                           description="Judge image references; '-' reads them from stdin, one per line.")
+    check.add_argument("images", nargs="+", metavar="IMAGE")
+    add_engine_options(check)
+    check.add_argument("--output", "-o", choices=("table", "json"), default="table")
+    check.add_argument("--fail-on", choices=FAIL_LEVELS, default="unsupported",
+                       help="exit 1 when a verdict is at least this severe (default unsupported)")
+    check.set_defaults(func=cmd_check)
+    return parser
+
+
+def read_images(items: Sequence[str], stdin: TextIO) -> list[str]:
+    out: list[str] = []
+    for item in items:
+        if item == "-":
+            out.extend(line.strip() for line in stdin if line.strip() and not line.lstrip().startswith("#"))
+        else:
+            out.append(item)
+    return out
+
+
+def failing(results: Sequence[Result], level: str) -> bool:
+    if level == "never":
+        return False
+    return any(r.verdict != "not-dlc" and RANK[r.verdict] >= RANK[level] for r in results)
+
+
+def use_colour(stream: TextIO) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ
+
+
+def render_table(results: Sequence[Result], stream: TextIO, colour: bool) -> None:
+    headers = ("VERDICT", "IMAGE", "FRAMEWORK", "EOP", "WHY")
+    rows = [
+        (
+            r.verdict,
+            r.image,
+            f"{r.framework} {r.version}" if r.framework and r.version else (r.framework or "-"),
+            r.eop.isoformat() if r.eop else "-",
+            r.summary,
+        )
+        for r in results
+    ]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers[:-1])]
+
+    def line(cells: Sequence[str], verdict: str | None = None) -> str:
+        parts = [c.ljust(w) for c, w in zip(cells[:-1], widths, strict=True)]
+        if colour and verdict is not None:
+            parts[0] = f"{COLOURS.get(verdict, '')}{parts[0]}{RESET}"
+        return "  ".join([*parts, cells[-1]]).rstrip()
+
+    stream.write(line(headers) + "\n")
+    for r, row in zip(results, rows, strict=True):
+        stream.write(line(row, r.verdict) + "\n")
+        if r.recommendation:
+            stream.write(f"{'':{widths[0]}}  -> use {r.recommendation}\n")
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.verdict] = counts.get(r.verdict, 0) + 1
+    order = ("unsupported", "unknown", "invalid", "outdated", "expiring", "supported", "not-dlc")
+    stream.write("\n" + ", ".join(f"{counts[v]} {v}" for v in order if v in counts) + "\n")
+
+
+def cmd_check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
+    images = read_images(args.images, stdin)
+    if not images:
+        raise UsageError("no image references given")
+    engine = engine_from_args(args)
+    results = engine.evaluate_many(images)
+    if args.output == "json":
+        json.dump([r.to_dict() for r in results], stdout, indent=2)
+        stdout.write("\n")
+    else:
+        render_table(results, stdout, use_colour(stdout))
+    return EXIT_FAIL if failing(results, args.fail_on) else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None,
+         stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: usage errors exit 2, --help exits 0
+        return int(exc.code or 0)
+    if not getattr(args, "func", None):
+        parser.print_help(stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args, stdin, stdout, stderr))
+    except CatalogError as exc:
+        stderr.write(f"dlc-guard: {exc}\n")
+        return EXIT_USAGE
+    except UsageError as exc:
+        stderr.write(f"dlc-guard: {exc}\n")
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
