@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from policy.catalog import Catalog, Family, Image, Line
@@ -154,6 +154,7 @@ class Engine:
         self.mirrors = mirrors
         self.cache_size = cache_size
         self._cache: dict[str, Result] = {}
+        self._judgements: dict[tuple[object, ...], Result] = {}
 
     # ------------------------------------------------------------------ entry point
 
@@ -174,22 +175,56 @@ class Engine:
         try:
             ref = parse_reference(text)
         except InvalidReference as exc:
-            return Result(text, "invalid", False, (Reason("INVALID_REFERENCE", "invalid", exc.reason, {"position": exc.position}),))
+            return Result(
+                text,
+                "invalid",
+                False,
+                (Reason("INVALID_REFERENCE", "invalid", exc.reason, {"position": exc.position}),),
+            )
         loc = identify(ref, self.catalog, self.mirrors)
         if loc is None:
-            return Result(text, "not-dlc", False, (Reason("NOT_DLC", "info", "not an AWS Deep Learning Containers registry"),))
+            return Result(
+                text, "not-dlc", False, (Reason("NOT_DLC", "info", "not an AWS Deep Learning Containers registry"),)
+            )
         if not loc.families:
             return Result(
-                text, "unknown", True,
-                (Reason("REPOSITORY_UNKNOWN", "unknown", f"repository {loc.repository!r} is not in the catalog",
-                        {"repository": loc.repository}),),
+                text,
+                "unknown",
+                True,
+                (
+                    Reason(
+                        "REPOSITORY_UNKNOWN",
+                        "unknown",
+                        f"repository {loc.repository!r} is not in the catalog",
+                        {"repository": loc.repository},
+                    ),
+                ),
                 repository=loc.repository,
             )
+        key = (loc.repository, tuple(f.name for f in loc.families), ref.tag, ref.digest is None)
+        template = self._judgements.get(key)
+        if template is None:
+            template = self._judge_key(ref, loc)
+            if len(self._judgements) >= self.cache_size:
+                self._judgements.clear()
+            self._judgements[key] = template
+        # a judgement depends on repository and tag only; the reference adds the registry
+        rec = template.recommendation
+        return replace(template, image=text, recommendation=ref.with_tag(rec) if rec else None)
+
+    def _judge_key(self, ref: ImageReference, loc: Location) -> Result:
+        text = ""
         if ref.tag is None:
             if ref.digest is not None:
-                return self._unresolved(text, ref, loc, Unresolved(
-                    "DIGEST_UNRESOLVED", "pinned by digest only; the version needs a registry lookup"))
-            return self._unresolved(text, ref, loc, Unresolved("TAG_LATEST", "no tag: Docker pulls 'latest', whose version cannot be known"))
+                return self._unresolved(
+                    text,
+                    ref,
+                    loc,
+                    Unresolved("DIGEST_UNRESOLVED", "pinned by digest only; the version needs a registry lookup"),
+                )
+            return self._unresolved(
+                text, ref, loc, Unresolved("TAG_LATEST", "no tag: Docker pulls 'latest', whose version cannot be known")
+            )
         ident = resolve_tag(loc.families, ref.tag)
         if isinstance(ident, Unresolved):
             return self._unresolved(text, ref, loc, ident)
@@ -200,11 +235,16 @@ class Engine:
         rec = None
         if fam is not None and why.code in ("TAG_LATEST", "NEWER_THAN_CATALOG", "DIGEST_UNRESOLVED"):
             pick = self._newest_healthy(fam, fam.images)
-            rec = ref.with_tag(pick.tag) if pick is not None and why.code == "TAG_LATEST" else None
+            rec = pick.tag if pick is not None and why.code == "TAG_LATEST" else None
         return Result(
-            text, "unknown", True, (Reason(why.code, "unknown", why.message),),
-            repository=loc.repository, family=fam.name if fam else None,
-            framework=fam.framework if fam else None, recommendation=rec,
+            text,
+            "unknown",
+            True,
+            (Reason(why.code, "unknown", why.message),),
+            repository=loc.repository,
+            family=fam.name if fam else None,
+            framework=fam.framework if fam else None,
+            recommendation=rec,
         )
 
     # ------------------------------------------------------------------ dates
@@ -246,7 +286,10 @@ class Engine:
             d = table.get(key) if key else None
             if d is not None and self.as_of > d:
                 return False
-        return not any(a.verdict == "unsupported" and self._advisory_matches(a, fam, img.version, img.os, img.tags) for a in self.catalog.advisories)
+        return not any(
+            a.verdict == "unsupported" and self._advisory_matches(a, fam, img.version, img.os, img.tags)
+            for a in self.catalog.advisories
+        )
 
     def _framework_has_dates(self, fam: Family) -> bool:
         fw = self.catalog.frameworks.get(fam.framework)
@@ -264,7 +307,11 @@ class Engine:
         fam = ident.family
         same = [i for i in fam.images if i.variant == ident.variant]
         if not same:
-            same = [i for i in fam.images if i.accelerator == ident.accelerator and i.platform == ident.platform and i.flavor == ident.flavor]
+            same = [
+                i
+                for i in fam.images
+                if i.accelerator == ident.accelerator and i.platform == ident.platform and i.flavor == ident.flavor
+            ]
         if not same:
             same = [i for i in fam.images if i.accelerator == ident.accelerator and i.flavor == ident.flavor]
         return same
@@ -280,61 +327,121 @@ class Engine:
         rec_img: Image | None = None
 
         if ident.how == "grammar":
-            reasons.append(Reason("RESOLVED_BY_GRAMMAR", "info",
-                                  f"tag is not in the catalog; read as {fam.framework} {version}", {"tag": ref.tag}))
+            reasons.append(
+                Reason(
+                    "RESOLVED_BY_GRAMMAR",
+                    "info",
+                    f"tag is not in the catalog; read as {fam.framework} {version}",
+                    {"tag": ref.tag},
+                )
+            )
 
         newest = max(cands, key=lambda i: i.order) if cands else None
-        if newest is not None and ident.image is None and version > newest.version and version.line != newest.line:
-            if dates is None:
-                return Result(
-                    text, "unknown", True,
-                    (Reason("NEWER_THAN_CATALOG", "unknown",
-                            f"{fam.framework} {version} is newer than any {fam.name} image the catalog knows "
-                            f"(newest {newest.version}); refresh the catalog", {"newest": str(newest.version)}),),
-                    repository=loc.repository, family=fam.name, framework=fam.framework, version=str(version), line=line_key,
-                )
+        beyond = newest is not None and ident.image is None and version > newest.version and version.line != newest.line
+        if beyond and dates is None and newest is not None:
+            return Result(
+                text,
+                "unknown",
+                True,
+                (
+                    Reason(
+                        "NEWER_THAN_CATALOG",
+                        "unknown",
+                        f"{fam.framework} {version} is newer than any {fam.name} image the catalog knows "
+                        f"(newest {newest.version}); refresh the catalog",
+                        {"newest": str(newest.version)},
+                    ),
+                ),
+                repository=loc.repository,
+                family=fam.name,
+                framework=fam.framework,
+                version=str(version),
+                line=line_key,
+            )
 
         # --- end of patch
         if dates is None:
             fw = self.catalog.frameworks.get(fam.framework)
-            older = _next_line_above(fw.lines if fw else {}, line_key)
+            older = _next_line_above({**(fw.lines if fw else {}), **fam.lines}, line_key)
             if fam.latest_only:
                 pass
             elif older is not None and older[1].eop is not None and self.as_of > older[1].eop:
-                reasons.append(Reason(
-                    "EOP_PASSED", "unsupported",
-                    f"{fam.framework} {line_key} is older than {older[0]}, whose end of patch already passed "
-                    f"({older[1].eop})",
-                    {"line": line_key, "older_than": older[0], "eop": older[1].eop.isoformat()}))
+                reasons.append(
+                    Reason(
+                        "EOP_PASSED",
+                        "unsupported",
+                        f"{fam.framework} {line_key} is older than {older[0]}, whose end of patch already passed "
+                        f"({older[1].eop})",
+                        {"line": line_key, "older_than": older[0], "eop": older[1].eop.isoformat()},
+                    )
+                )
             elif self._framework_has_dates(fam):
                 return Result(
-                    text, "unknown", True,
-                    (Reason("VERSION_UNKNOWN", "unknown", f"{fam.framework} {line_key} is in no support table of the catalog",
-                            {"line": line_key}),),
-                    repository=loc.repository, family=fam.name, framework=fam.framework, version=str(version), line=line_key,
+                    text,
+                    "unknown",
+                    True,
+                    (
+                        Reason(
+                            "VERSION_UNKNOWN",
+                            "unknown",
+                            f"{fam.framework} {line_key} is in no support table of the catalog",
+                            {"line": line_key},
+                        ),
+                    ),
+                    repository=loc.repository,
+                    family=fam.name,
+                    framework=fam.framework,
+                    version=str(version),
+                    line=line_key,
                 )
             else:
-                reasons.append(Reason("EOP_UNPUBLISHED", "info",
-                                      f"AWS publishes no end-of-patch date for {fam.framework}; judged on releases and dependencies"))
+                reasons.append(
+                    Reason(
+                        "EOP_UNPUBLISHED",
+                        "info",
+                        f"AWS publishes no end-of-patch date for {fam.framework}; judged on releases and dependencies",
+                    )
+                )
         elif dates.eop is not None:
             facts = {"eop": dates.eop.isoformat(), "ga": _iso(dates.ga), "source": dates.source, "rule": dates.rule}
             if self.as_of > dates.eop:
-                reasons.append(Reason("EOP_PASSED", "unsupported",
-                                      f"end of patch for {fam.framework} {line_key} was {dates.eop}", facts))
+                reasons.append(
+                    Reason(
+                        "EOP_PASSED",
+                        "unsupported",
+                        f"end of patch for {fam.framework} {line_key} was {dates.eop}",
+                        facts,
+                    )
+                )
             elif dates.eop <= self.warn_until:
                 days = (dates.eop - self.as_of).days
-                reasons.append(Reason("EOP_SOON", "expiring",
-                                      f"end of patch for {fam.framework} {line_key} is {dates.eop} (in {days} days)", facts))
+                reasons.append(
+                    Reason(
+                        "EOP_SOON",
+                        "expiring",
+                        f"end of patch for {fam.framework} {line_key} is {dates.eop} (in {days} days)",
+                        facts,
+                    )
+                )
                 next_dates.append(dates.eop + dt.timedelta(days=1))
             else:
                 next_dates.append(dates.eop - dt.timedelta(days=self.warn_days))
             if dates.rule == "major-version-exception":
-                reasons.append(Reason("MAJOR_VERSION_EXCEPTION", "info",
-                                      f"last {fam.framework} {version.release[0]}.x line: supported two years from release "
-                                      "or six months after upstream drops it", facts))
+                reasons.append(
+                    Reason(
+                        "MAJOR_VERSION_EXCEPTION",
+                        "info",
+                        f"last {fam.framework} {version.release[0]}.x line: supported two years from release "
+                        "or six months after upstream drops it",
+                        facts,
+                    )
+                )
 
         # --- dependencies
-        for kind, table, key in (("PYTHON", self.catalog.python_eos, ident.python), ("OS", self.catalog.os_eos, ident.os)):
+        for kind, table, key in (
+            ("PYTHON", self.catalog.python_eos, ident.python),
+            ("OS", self.catalog.os_eos, ident.os),
+        ):
             if not key or key not in table:
                 continue
             eos = table[key]
@@ -343,7 +450,9 @@ class Engine:
             if self.as_of > eos:
                 reasons.append(Reason(f"{kind}_EOS", "unsupported", f"{label} reached end of support on {eos}", facts))
             elif eos <= self.warn_until:
-                reasons.append(Reason(f"{kind}_EOS_SOON", "expiring", f"{label} reaches end of support on {eos}", facts))
+                reasons.append(
+                    Reason(f"{kind}_EOS_SOON", "expiring", f"{label} reaches end of support on {eos}", facts)
+                )
                 next_dates.append(eos + dt.timedelta(days=1))
             else:
                 next_dates.append(eos - dt.timedelta(days=self.warn_days))
@@ -352,10 +461,15 @@ class Engine:
         my_order = ident.order
         if fam.latest_only and newest is not None:
             if my_order < newest.order and not (ident.image is None and ident.version > newest.version):
-                reasons.append(Reason(
-                    "NOT_LATEST", "unsupported",
-                    f"only the newest {fam.framework} release is supported; newest is {newest.version} ({newest.tag})",
-                    {"newest": str(newest.version), "newest_tag": newest.tag}))
+                reasons.append(
+                    Reason(
+                        "NOT_LATEST",
+                        "unsupported",
+                        f"only the newest {fam.framework} release is supported; "
+                        f"newest is {newest.version} ({newest.tag})",
+                        {"newest": str(newest.version), "newest_tag": newest.tag},
+                    )
+                )
                 rec_img = newest
         else:
             same_line = [i for i in cands if i.line == line_key]
@@ -363,25 +477,51 @@ class Engine:
             newer_build = [i for i in same_line if i.version.key == version.key and i.order > my_order]
             if newer_patch:
                 top = max(newer_patch, key=lambda i: i.order)
-                reasons.append(Reason("NEWER_PATCH", "outdated",
-                                      f"{fam.framework} {version} is superseded by {top.version} ({top.tag}) and no longer patched",
-                                      {"newer": str(top.version), "newer_tag": top.tag}))
+                reasons.append(
+                    Reason(
+                        "NEWER_PATCH",
+                        "outdated",
+                        f"{fam.framework} {version} is superseded by {top.version} ({top.tag}) and no longer patched",
+                        {"newer": str(top.version), "newer_tag": top.tag},
+                    )
+                )
                 rec_img = top
             elif newer_build:
                 top = max(newer_build, key=lambda i: i.order)
-                reasons.append(Reason("NEWER_BUILD", "outdated",
-                                      f"a newer image of {fam.framework} {version} exists ({top.tag}); this build is no longer patched",
-                                      {"newer_tag": top.tag}))
+                reasons.append(
+                    Reason(
+                        "NEWER_BUILD",
+                        "outdated",
+                        f"a newer image of {fam.framework} {version} exists ({top.tag}); "
+                        "this build is no longer patched",
+                        {"newer_tag": top.tag},
+                    )
+                )
                 rec_img = top
             elif dates is None and newest is not None and newest.line != line_key and newest.version > version:
-                reasons.append(Reason("NEWER_LINE_AVAILABLE", "advisory",
-                                      f"a newer {fam.framework} line exists ({newest.version}, {newest.tag})",
-                                      {"newer": str(newest.version), "newer_tag": newest.tag}))
+                reasons.append(
+                    Reason(
+                        "NEWER_LINE_AVAILABLE",
+                        "advisory",
+                        f"a newer {fam.framework} line exists ({newest.version}, {newest.tag})",
+                        {"newer": str(newest.version), "newer_tag": newest.tag},
+                    )
+                )
                 rec_img = newest
-            elif ident.image is None and ident.build is not None and len(ident.build) > 1 and not any(i.build for i in same_line):
-                reasons.append(Reason("BUILD_UNVERIFIED", "info",
-                                      f"the catalog does not list release builds of {fam.framework} {line_key}; "
-                                      "a newer build may exist (floating tags always point to it)"))
+            elif (
+                ident.image is None
+                and ident.build is not None
+                and len(ident.build) > 1
+                and not any(i.build for i in same_line)
+            ):
+                reasons.append(
+                    Reason(
+                        "BUILD_UNVERIFIED",
+                        "info",
+                        f"the catalog does not list release builds of {fam.framework} {line_key}; "
+                        "a newer build may exist (floating tags always point to it)",
+                    )
+                )
 
         # --- advisories
         for adv in self.catalog.advisories:
@@ -389,7 +529,7 @@ class Engine:
                 reasons.append(Reason(adv.code, adv.verdict or "advisory", adv.message, {"advisory": adv.id}))
                 target = fam.by_tag.get(adv.recommend_tag) if adv.recommend_tag else None
                 if target is not None and self._healthy(fam, target):
-                    rec_img = target
+                    return self._finish(text, ref, loc, ident, dates, reasons, next_dates, target.tag)
 
         return self._finish(text, ref, loc, ident, dates, reasons, next_dates, None, rec_img)
 
@@ -430,11 +570,19 @@ class Engine:
                 rec_img = None
             if rec_img is None:
                 rec_img = self._newest_healthy(fam, self._candidates(ident))
-            if rec_img is not None and rec_img is not ident.image and rec_img.order > ident.order:
-                recommendation = ref.with_tag(rec_img.tag)
+            if (
+                rec_img is not None
+                and rec_img is not ident.image
+                and rec_img.tag != ref.tag
+                and rec_img.order >= ident.order
+            ):
+                recommendation = rec_img.tag
             elif rec_img is None and verdict == "unsupported":
-                reasons.append(Reason("NO_SUPPORTED_IMAGE", "info",
-                                      f"the catalog lists no supported {fam.name} image of this variant"))
+                reasons.append(
+                    Reason(
+                        "NO_SUPPORTED_IMAGE", "info", f"the catalog lists no supported {fam.name} image of this variant"
+                    )
+                )
         future = [d for d in next_dates if d > self.as_of]
         return Result(
             image=text,

@@ -161,9 +161,9 @@ def _explain(text: str) -> None:
     if at:
         if "@" in digest:
             raise InvalidReference(text, "more than one '@'", len(rest) + 1 + digest.index("@"))
-        algo, colon, hexpart = digest.partition(":")
+        algo, sep, hexpart = digest.partition(":")
         dpos = len(rest) + 1
-        if not colon:
+        if not sep:
             raise InvalidReference(text, "digest must be ALGORITHM:HEX, e.g. sha256:<64 hex digits>", dpos)
         if not _DIGEST_ALGO_RE.match(algo):
             raise InvalidReference(text, f"digest algorithm {algo!r} is not valid", dpos)
@@ -186,7 +186,11 @@ def _explain(text: str) -> None:
             raise InvalidReference(text, f"tag is {len(tag)} characters long (at most {TAG_MAX})", tpos)
         if not _TAG_RE.match(tag):
             bad = next((i for i, c in enumerate(tag) if not (c.isalnum() or c in "_.-")), 0)
-            what = "tag must start with a letter, digit or '_'" if bad == 0 else f"character {tag[bad]!r} is not allowed in a tag"
+            what = (
+                "tag must start with a letter, digit or '_'"
+                if bad == 0
+                else f"character {tag[bad]!r} is not allowed in a tag"
+            )
             raise InvalidReference(text, what, tpos + bad)
     if name == "":
         raise InvalidReference(text, "no repository name", 0)

@@ -75,7 +75,7 @@ def identify(ref: ImageReference, catalog: Catalog, mirrors: tuple[Mirror, ...] 
             repo = ref.name[len(host_path) + 1 :]
             return Location("ecr-public", repo, None, None, tuple(catalog.by_repository.get(repo, ())))
     for mirror in mirrors:
-        repo = mirror.repository_of(ref)
-        if repo is not None and repo in catalog.by_repository:
-            return Location("mirror", repo, None, None, tuple(catalog.by_repository[repo]))
+        mirrored = mirror.repository_of(ref)
+        if mirrored is not None and mirrored in catalog.by_repository:
+            return Location("mirror", mirrored, None, None, tuple(catalog.by_repository[mirrored]))
     return None

@@ -14,11 +14,12 @@ Order of attempts:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from policy.catalog import Family, Image
+from policy.catalog.model import _num
 from policy.tags import TagInfo, parse_tag
-from policy.version import Version
+from policy.version import Version, parse_version
 
 __all__ = ["Identity", "Unresolved", "resolve_tag"]
 
@@ -38,18 +39,15 @@ class Identity:
     """The catalog image when the tag is listed (or a stem resolves to one)."""
     how: str
     """``exact``, ``stem`` or ``grammar``."""
-    newer_build_than_catalog: bool = False
+    variant: tuple[str | None, str, str, tuple[str, ...]] = field(init=False, compare=False)
 
-    @property
-    def variant(self) -> tuple[str | None, str, str, tuple[str, ...]]:
-        return (self.accelerator, self.platform, self.flavor, tuple(k for k, _ in self.extras))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "variant", (self.accelerator, self.platform, self.flavor, tuple(k for k, _ in self.extras)))
 
     @property
     def order(self) -> tuple[object, ...]:
         if self.image is not None:
             return self.image.order
-        from policy.catalog.model import _num
-
         return (self.version.key, tuple(_num(v) for _, v in self.extras), self.build or ())
 
 
@@ -119,7 +117,7 @@ def _by_stem(families: tuple[Family, ...], info: TagInfo) -> Identity | Unresolv
                     f"(newest v{_b(known[-1][0])}); refresh the catalog",
                     fam,
                 )
-        newest_build, newest_img = known[-1]
+        newest_build = known[-1][0]
         if info.build > newest_build:
             return Unresolved(
                 "NEWER_THAN_CATALOG",
@@ -170,11 +168,7 @@ def _by_grammar(families: tuple[Family, ...], info: TagInfo) -> Identity | Unres
     if fam.version_token is not None:
         token_version = extras.pop(fam.version_token, None)
         if token_version is None:
-            return Unresolved(
-                "TAG_UNRECOGNISED", f"tag {info.tag!r} carries no {fam.version_token} version", fam
-            )
-        from policy.version import parse_version
-
+            return Unresolved("TAG_UNRECOGNISED", f"tag {info.tag!r} carries no {fam.version_token} version", fam)
         version = parse_version(token_version)
     if version is None:
         return Unresolved("TAG_UNRECOGNISED", f"tag {info.tag!r} carries no framework version", fam)

@@ -34,16 +34,14 @@ class Version:
     pre: tuple[int, int] | None = None
     pkg: int | None = None
     local: str | None = field(default=None, compare=False)
+    key: tuple[tuple[int, ...], tuple[int, int], int] = field(init=False, compare=False, repr=False)
+    line: str = field(init=False, compare=False, repr=False)
+    """The support line: ``major.minor`` (or the whole release when it has one part)."""
 
-    @property
-    def key(self) -> tuple[tuple[int, ...], tuple[int, int], int]:
+    def __post_init__(self) -> None:
         pre = self.pre if self.pre is not None else (9, 0)
-        return (self.release, pre, self.pkg if self.pkg is not None else -1)
-
-    @property
-    def line(self) -> str:
-        """The support line: ``major.minor`` (or the whole release when it has one part)."""
-        return ".".join(str(p) for p in self.release[:2])
+        object.__setattr__(self, "key", (self.release, pre, self.pkg if self.pkg is not None else -1))
+        object.__setattr__(self, "line", ".".join(str(p) for p in self.release[:2]))
 
     @property
     def public(self) -> str:

@@ -50,13 +50,24 @@ def _nonneg(text: str) -> int:
 
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--as-of", type=_date, default=None, metavar="YYYY-MM-DD",
-                   help="judge as on this date (default: today, UTC)")
-    p.add_argument("--warn-days", type=_nonneg, default=60, metavar="N",
-                   help="end of patch within N days makes an image 'expiring' (default 60)")
+    p.add_argument(
+        "--as-of", type=_date, default=None, metavar="YYYY-MM-DD", help="judge as on this date (default: today, UTC)"
+    )
+    p.add_argument(
+        "--warn-days",
+        type=_nonneg,
+        default=60,
+        metavar="N",
+        help="end of patch within N days makes an image 'expiring' (default 60)",
+    )
     p.add_argument("--catalog", metavar="FILE", help="catalog file (default: the embedded catalog)")
-    p.add_argument("--mirror", action="append", default=[], metavar="PREFIX",
-                   help="registry prefix that mirrors DLC repositories (repeatable)")
+    p.add_argument(
+        "--mirror",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="registry prefix that mirrors DLC repositories (repeatable)",
+    )
 
 
 def load_catalog_option(path: str | None) -> Catalog:
@@ -75,13 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Judge AWS Deep Learning Containers images against the framework support policy.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    check = sub.add_parser("check", help="judge image references",
-                           description="Judge image references; '-' reads them from stdin, one per line.")
+    check = sub.add_parser(
+        "check",
+        help="judge image references",
+        description="Judge image references; '-' reads them from stdin, one per line.",
+    )
     check.add_argument("images", nargs="+", metavar="IMAGE")
     add_engine_options(check)
     check.add_argument("--output", "-o", choices=("table", "json"), default="table")
-    check.add_argument("--fail-on", choices=FAIL_LEVELS, default="unsupported",
-                       help="exit 1 when a verdict is at least this severe (default unsupported)")
+    check.add_argument(
+        "--fail-on",
+        choices=FAIL_LEVELS,
+        default="unsupported",
+        help="exit 1 when a verdict is at least this severe (default unsupported)",
+    )
     check.set_defaults(func=cmd_check)
     return parser
 
@@ -152,8 +170,12 @@ def cmd_check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: T
     return EXIT_FAIL if failing(results, args.fail_on) else EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None,
-         stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr

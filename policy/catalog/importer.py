@@ -127,13 +127,19 @@ def _image_version(raw: dict[str, Any], first_tag: str, framework: str) -> tuple
         # "1.4-2-py312": a version followed by a variant
         data_v = parse_version(data_version.split("-py")[0])
         data_version = data_v.text
-    if info.version is not None and info.version.release[: len(data_v.release)] == data_v.release:
-        if len(info.version.release) > len(data_v.release):
-            return info.version.text, None
+    tag_v = info.version
+    if (
+        tag_v is not None
+        and tag_v.release[: len(data_v.release)] == data_v.release
+        and len(tag_v.release) > len(data_v.release)
+    ):
+        return tag_v.text, None
     return data_version, None
 
 
-def import_upstream(upstream: Path, overlay: dict[str, Any] | None = None, today: dt.date | None = None) -> ImportResult:
+def import_upstream(
+    upstream: Path, overlay: dict[str, Any] | None = None, today: dt.date | None = None
+) -> ImportResult:
     """Read an upstream data directory and return a catalog document (not yet validated)."""
     upstream = Path(upstream)
     data_dir = upstream / "data"
@@ -170,6 +176,7 @@ def import_upstream(upstream: Path, overlay: dict[str, Any] | None = None, today
 
     records: list[tuple[Path, str, dict[str, Any]]] = []
     repos_of_dir: dict[str, set[str]] = {}
+    frameworks_of_dir: dict[str, set[str]] = {}
     for path in sorted(data_dir.glob("*/*.yml")):
         raw = _yaml(path)
         where = f"{path.relative_to(upstream)}"
@@ -177,6 +184,7 @@ def import_upstream(upstream: Path, overlay: dict[str, Any] | None = None, today
             raise ImportError_(f"{where}: expected a mapping")
         records.append((path, where, raw))
         repos_of_dir.setdefault(path.parent.name, set()).add(str(raw.get("ecr_repository") or path.parent.name))
+        frameworks_of_dir.setdefault(path.parent.name, set()).add(str(raw.get("framework")))
     if not records:
         raise ImportError_(f"{data_dir}: no <family>/*.yml records")
 
@@ -185,6 +193,9 @@ def import_upstream(upstream: Path, overlay: dict[str, Any] | None = None, today
         repository = str(raw.get("ecr_repository") or dir_name)
         # one family per (data directory, ECR repository): huggingface-tei serves tei and tei-cpu
         fam_name = dir_name if len(repos_of_dir[dir_name]) == 1 else f"{dir_name}/{repository}"
+        if len(frameworks_of_dir[dir_name]) > 1:
+            # data/base holds "Base Devel" and "Base Runtime": one family each
+            fam_name = f"{fam_name}/{_slug(str(raw.get('framework')))}"
         for key in ("framework", "version", "accelerator", "platform", "tags"):
             if key not in raw:
                 raise ImportError_(f"{where}: missing field {key!r}")
@@ -251,8 +262,6 @@ def import_upstream(upstream: Path, overlay: dict[str, Any] | None = None, today
         )
         if token:
             fam["version_token"] = token
-        if fam["framework"] != framework:
-            warnings.append(f"{where}: framework {framework!r} differs from its family's {fam['framework']!r}")
         fam["public"] = fam["public"] or bool(raw.get("public_registry", False))
         fam["images"].append(image)
         if tag_platform is None:
@@ -326,3 +335,7 @@ def _merge_line(slot: dict[str, Any], ga: str | None, eop: str | None) -> None:
         slot["ga"] = ga
     if eop and (slot.get("eop") is None or eop > slot["eop"]):
         slot["eop"] = eop
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

@@ -83,22 +83,19 @@ class Image:
     extras: tuple[tuple[str, str], ...]
     tags: tuple[str, ...]
     flavor: str = ""
+    line: str = field(init=False, compare=False)
+    variant: tuple[str, str, str, tuple[str, ...]] = field(init=False, compare=False)
+    """Images of one variant replace each other: same accelerator, platform, flavour
+    (``devel``/``runtime``, ``server``…) and components (``lmi``/``tensorrtllm``…)."""
+    order: tuple[Any, ...] = field(init=False, compare=False)
+    """Newer images sort later: version, then component versions, then build."""
 
-    @property
-    def line(self) -> str:
-        return self.version.line
-
-    @property
-    def variant(self) -> tuple[str, str, str, tuple[str, ...]]:
-        """Images of one variant replace each other: same accelerator, platform, flavour
-        (``devel``/``runtime``, ``server``…) and components (``lmi``/``tensorrtllm``…)."""
-        return (self.accelerator, self.platform, self.flavor, tuple(k for k, _ in self.extras))
-
-    @property
-    def order(self) -> tuple[Any, ...]:
-        """Newer images sort later: version, then component versions, then build."""
-        comps = tuple(_num(v) for _, v in self.extras)
-        return (self.version.key, comps, self.build or ())
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "line", self.version.line)
+        object.__setattr__(self, "variant", (self.accelerator, self.platform, self.flavor, tuple(k for k, _ in self.extras)))
+        object.__setattr__(
+            self, "order", (self.version.key, tuple(_num(v) for _, v in self.extras), self.build or ())
+        )
 
     @property
     def tag(self) -> str:
@@ -370,8 +367,17 @@ def _advisory(c: _Checker, raw: Any, path: str) -> Advisory | None:
     if ident is None or code is None or message is None:
         return None
     return Advisory(
-        ident, code, " ".join(message.split()), verdict, recommend,
-        names("frameworks"), names("families"), os_prefix, min_line, max_line, names("tags"),
+        ident,
+        code,
+        " ".join(message.split()),
+        verdict,
+        recommend,
+        names("frameworks"),
+        names("families"),
+        os_prefix,
+        min_line,
+        max_line,
+        names("tags"),
     )
 
 
