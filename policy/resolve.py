@@ -42,7 +42,9 @@ class Identity:
     variant: tuple[str | None, str, str, tuple[str, ...]] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "variant", (self.accelerator, self.platform, self.flavor, tuple(k for k, _ in self.extras)))
+        object.__setattr__(
+            self, "variant", (self.accelerator, self.platform, self.flavor, tuple(k for k, _ in self.extras))
+        )
 
     @property
     def order(self) -> tuple[object, ...]:

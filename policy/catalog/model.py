@@ -92,10 +92,10 @@ class Image:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "line", self.version.line)
-        object.__setattr__(self, "variant", (self.accelerator, self.platform, self.flavor, tuple(k for k, _ in self.extras)))
         object.__setattr__(
-            self, "order", (self.version.key, tuple(_num(v) for _, v in self.extras), self.build or ())
+            self, "variant", (self.accelerator, self.platform, self.flavor, tuple(k for k, _ in self.extras))
         )
+        object.__setattr__(self, "order", (self.version.key, tuple(_num(v) for _, v in self.extras), self.build or ()))
 
     @property
     def tag(self) -> str:
