@@ -46,7 +46,7 @@ def mixed_corpus(catalog: Catalog, n: int, seed: int = 7) -> list[str]:
             out.append(f"{host}/{fam.repository}:{tag}")
         elif roll < 0.80:
             parts = tag.split("-")
-            bumped = "-".join(parts[:-1] + [f"v1.{rng.randrange(12)}"]) if len(parts) > 1 else tag + "-v1.3"
+            bumped = "-".join([*parts[:-1], f"v1.{rng.randrange(12)}"]) if len(parts) > 1 else tag + "-v1.3"
             out.append(f"{host}/{fam.repository}:{bumped}")
         elif roll < 0.92:
             out.append(rng.choice(others))
