@@ -12,6 +12,7 @@ from typing import TextIO
 
 from policy.catalog import Catalog, CatalogError, default_catalog, load_catalog_file
 from policy.evaluate import RANK, Engine, Result
+from policy.policy import PolicyError
 from policy.registries import Mirror
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -101,6 +102,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 1 when a verdict is at least this severe (default unsupported)",
     )
     check.set_defaults(func=cmd_check)
+
+    wh = sub.add_parser("webhook", help="serve the validating admission webhook over HTTPS")
+    wh.add_argument("--host", default="0.0.0.0")
+    wh.add_argument("--port", type=int, default=8443)
+    wh.add_argument("--tls-cert", required=True, metavar="FILE")
+    wh.add_argument("--tls-key", required=True, metavar="FILE")
+    wh.add_argument("--mode", choices=("enforce", "warn", "audit"), default=None, help="override the policy's mode")
+    wh.add_argument("--policy", metavar="FILE", help="policy document (YAML); reloaded when it changes")
+    wh.add_argument("--catalog", metavar="FILE", help="catalog file; reloaded when it changes")
+    wh.add_argument("--warn-days", type=_nonneg, default=None, metavar="N")
+    wh.add_argument(
+        "--namespace",
+        default=os.environ.get("POD_NAMESPACE"),
+        help="the controller's own namespace (exempt); default $POD_NAMESPACE",
+    )
+    wh.set_defaults(func=cmd_webhook)
     return parser
 
 
@@ -170,6 +187,28 @@ def cmd_check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: T
     return EXIT_FAIL if failing(results, args.fail_on) else EXIT_OK
 
 
+def cmd_webhook(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
+    import logging
+
+    from controller.logs import configure_logging
+    from controller.webhook.server import WebhookSettings, serve
+
+    configure_logging(logging.INFO)
+    settings = WebhookSettings(
+        host=args.host,
+        port=args.port,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        mode=args.mode,
+        policy_file=args.policy,
+        catalog_file=args.catalog,
+        warn_days=args.warn_days,
+        namespace=args.namespace,
+    )
+    serve(settings)
+    return EXIT_OK
+
+
 def main(
     argv: Sequence[str] | None = None,
     stdin: TextIO | None = None,
@@ -190,6 +229,9 @@ def main(
     try:
         return int(args.func(args, stdin, stdout, stderr))
     except CatalogError as exc:
+        stderr.write(f"dlc-guard: {exc}\n")
+        return EXIT_USAGE
+    except PolicyError as exc:
         stderr.write(f"dlc-guard: {exc}\n")
         return EXIT_USAGE
     except UsageError as exc:

@@ -1,0 +1,193 @@
+"""AdmissionReview in, AdmissionReview out: the webhook's decision, without any server.
+
+``serve_review(body, ...)`` takes the parsed JSON body and returns the response document;
+it raises :class:`BadReview` (HTTP 400) for anything that is not a v1 AdmissionReview it can
+answer. Everything it needs comes in as arguments, so tests call it directly too.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from policy.evaluate import RANK, Engine, Result
+from policy.policy import Policy
+from policy.workloads import Container, containers_of, pod_spec_paths
+
+WARNING_MAX = 256
+WARNINGS_TOTAL_MAX = 4000
+MESSAGE_MAX = 1024
+ANNOTATION_PREFIX = "dlc-guard.io/"
+
+
+class BadReview(ValueError):
+    """A body the webhook cannot answer; becomes HTTP 400 with this message."""
+
+
+@dataclass
+class Finding:
+    container: Container
+    result: Result
+    exempt: str | None = None
+    preexisting: bool = False
+
+
+@dataclass
+class Decision:
+    uid: str
+    allowed: bool = True
+    message: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    audit: dict[str, str] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    worst: str | None = None
+    decision: str = "allow"
+    """``allow``, ``warn``, ``deny`` or ``skip`` (for metrics)."""
+    patch: list[dict[str, Any]] | None = None
+
+
+def _req(body: Any) -> Mapping[str, Any]:
+    if not isinstance(body, Mapping):
+        raise BadReview("body must be a JSON object (an AdmissionReview)")
+    if body.get("kind") != "AdmissionReview":
+        raise BadReview(f"kind must be 'AdmissionReview', got {body.get('kind')!r}")
+    if body.get("apiVersion") != "admission.k8s.io/v1":
+        raise BadReview(f"apiVersion must be 'admission.k8s.io/v1', got {body.get('apiVersion')!r}")
+    req = body.get("request")
+    if not isinstance(req, Mapping):
+        raise BadReview("request is missing or not an object")
+    if not isinstance(req.get("uid"), str) or not req["uid"]:
+        raise BadReview("request.uid is missing")
+    return req
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def decide(body: Any, engine: Engine, policy: Policy, today: dt.date) -> Decision:
+    req = _req(body)
+    d = Decision(uid=req["uid"])
+    operation = req.get("operation")
+    kind = (req.get("kind") or {}).get("kind") if isinstance(req.get("kind"), Mapping) else None
+    obj = req.get("object")
+    namespace = str(req.get("namespace") or "")
+    if operation not in ("CREATE", "UPDATE") or not isinstance(obj, Mapping) or not kind:
+        d.decision = "skip"
+        return d
+    paths = pod_spec_paths(str(kind), policy.custom_kinds)
+    if paths is None:
+        d.decision = "skip"
+        return d
+    if namespace in policy.exempt_namespaces:
+        d.decision = "skip"
+        d.audit["exempt"] = f"namespace {namespace}"
+        return d
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
+    labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()} if isinstance(meta, Mapping) else {}
+    exemptions = policy.exemptions_for(namespace, labels, today)
+    old_images: set[str] = set()
+    old = req.get("oldObject")
+    if operation == "UPDATE" and isinstance(old, Mapping):
+        old_images = {c.image for c in containers_of(old, paths)}
+    for c in containers_of(obj, paths):
+        r = engine.evaluate(c.image)
+        ex = next((e for e in exemptions if e.covers_image(c.image)), None)
+        d.findings.append(Finding(c, r, (ex.reason or "exempt") if ex else None, c.image in old_images))
+    settings = policy.settings_for(namespace)
+    judged = [f for f in d.findings if f.result.dlc]
+    if not judged:
+        return d
+    d.worst = max((f.result for f in judged), key=lambda r: r.rank).verdict
+    deny = [f for f in judged if f.exempt is None and not f.preexisting and f.result.reaches(settings.deny_level)]
+    warn = [f for f in judged if f.exempt is None and f.result.reaches(settings.warn_level)]
+    d.audit["verdict"] = d.worst
+    d.audit["images"] = _short(
+        json.dumps({f.container.name: f.result.verdict for f in judged}, separators=(",", ":")), 2000
+    )
+    exempted = [f for f in judged if f.exempt]
+    if exempted:
+        d.audit["exempted"] = _short(", ".join(f"{f.container.name} ({f.exempt})" for f in exempted), 500)
+    if settings.mode == "enforce" and deny:
+        d.allowed = False
+        d.decision = "deny"
+        parts = [_line(f) for f in deny]
+        d.message = _short("dlc-guard denied this object: " + "; ".join(parts), MESSAGE_MAX)
+    elif settings.mode in ("enforce", "warn") and warn:
+        d.decision = "warn"
+    if settings.mode != "audit":
+        d.warnings = _warnings([f for f in warn if f not in deny or d.allowed])
+    return d
+
+
+def _line(f: Finding) -> str:
+    r = f.result
+    text = f"container {f.container.name!r} image {r.image} is {r.verdict}: {r.summary}"
+    if r.recommendation:
+        text += f"; use {r.recommendation}"
+    return text
+
+
+def _warnings(findings: list[Finding]) -> list[str]:
+    out: list[str] = []
+    total = 0
+    for i, f in enumerate(sorted(findings, key=lambda f: -RANK[f.result.verdict])):
+        w = _short(_line(f), WARNING_MAX)
+        if total + len(w) > WARNINGS_TOTAL_MAX:
+            out.append(f"dlc-guard: {len(findings) - i} more findings not shown")
+            break
+        out.append(w)
+        total += len(w)
+    return out
+
+
+def response(d: Decision) -> dict[str, Any]:
+    resp: dict[str, Any] = {"uid": d.uid, "allowed": d.allowed}
+    if not d.allowed:
+        resp["status"] = {"code": 403, "reason": "Forbidden", "message": d.message or "denied by dlc-guard"}
+    if d.warnings:
+        resp["warnings"] = d.warnings
+    if d.audit:
+        resp["auditAnnotations"] = d.audit
+    if d.patch is not None:
+        resp["patchType"] = "JSONPatch"
+        resp["patch"] = base64.b64encode(json.dumps(d.patch).encode()).decode()
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp}
+
+
+def annotation_patch(body: Any, d: Decision) -> list[dict[str, Any]]:
+    """JSONPatch that records the verdicts as annotations on the object (for /mutate)."""
+    req = _req(body)
+    obj = req.get("object") if isinstance(req.get("object"), Mapping) else {}
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    judged = [f for f in d.findings if f.result.dlc]
+    if not judged:
+        return []
+    values = {
+        f"{ANNOTATION_PREFIX}verdict": d.worst or "supported",
+        f"{ANNOTATION_PREFIX}images": json.dumps(
+            {f.container.name: f.result.verdict for f in judged}, separators=(",", ":")
+        ),
+    }
+    nxt = [f.result.next_change for f in judged if f.result.next_change]
+    if nxt:
+        values[f"{ANNOTATION_PREFIX}next-change"] = min(nxt).isoformat()
+    ops: list[dict[str, Any]] = []
+    if not isinstance(meta, Mapping):
+        ops.append({"op": "add", "path": "/metadata", "value": {"annotations": values}})
+    elif not isinstance(meta.get("annotations"), Mapping):
+        ops.append({"op": "add", "path": "/metadata/annotations", "value": values})
+    else:
+        for key, value in values.items():
+            ops.append(
+                {
+                    "op": "add",
+                    "path": "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1"),
+                    "value": value,
+                }
+            )
+    return ops

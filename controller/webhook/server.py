@@ -1,0 +1,313 @@
+"""The admission webhook: an aiohttp HTTPS server around :mod:`controller.webhook.review`.
+
+``make_app(settings)`` builds the application (tests run it in-process on a real socket);
+``serve(settings)`` runs it with TLS until SIGTERM/SIGINT, finishing in-flight reviews.
+Certificate, key, policy and catalog files are watched and reloaded when they change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+import ssl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from controller.webhook.review import BadReview, annotation_patch, decide, response
+from policy.catalog import Catalog, CatalogError, default_catalog, load_catalog_file
+from policy.evaluate import Engine
+from policy.policy import Policy, PolicyError, load_policy
+
+log = logging.getLogger("dlc_guard.webhook")
+MAX_BODY = 3 * 1024 * 1024  # the API server sends at most ~3 MiB objects
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    host: str = "127.0.0.1"
+    port: int = 8443
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    mode: str | None = None
+    policy_file: str | None = None
+    catalog_file: str | None = None
+    warn_days: int | None = None
+    reload_seconds: float = 2.0
+    max_body: int = MAX_BODY
+    namespace: str | None = None
+    """The controller's own namespace: exempt by default."""
+    as_of: dt.date | None = None
+    """Fixed evaluation date (tests, reproducible runs); default today, UTC."""
+
+
+class State:
+    """What a review needs, swapped atomically when a watched file changes."""
+
+    def __init__(self, settings: WebhookSettings, registry: CollectorRegistry) -> None:
+        self.settings = settings
+        self.catalog: Catalog | None = None
+        self.policy: Policy | None = None
+        self.engine: Engine | None = None
+        self.mtimes: dict[str, float] = {}
+        self.metrics = Metrics(registry)
+
+    def today(self) -> dt.date:
+        return self.settings.as_of or dt.datetime.now(dt.UTC).date()
+
+    def load(self) -> None:
+        s = self.settings
+        catalog = default_catalog() if s.catalog_file is None else load_catalog_file(s.catalog_file)
+        raw: Any = {}
+        if s.policy_file is not None:
+            text = Path(s.policy_file).read_text(encoding="utf-8")
+            try:
+                raw = yaml.safe_load(text) or {}
+            except yaml.YAMLError as exc:
+                raise PolicyError([f"(document): not valid YAML: {exc}"], s.policy_file) from exc
+        if s.mode is not None:
+            raw = dict(raw)
+            spec = dict(raw.get("spec", raw) if "spec" in raw else raw)
+            spec["mode"] = s.mode
+            raw = {"spec": spec} if "spec" in raw or "apiVersion" in raw else spec
+        policy = load_policy(raw, s.policy_file or "policy", s.namespace)
+        warn_days = s.warn_days if s.warn_days is not None else policy.warn_days
+        self.catalog, self.policy = catalog, policy
+        self.engine = Engine(catalog, self.today(), warn_days, policy.mirrors)
+        age = catalog.age_days(self.today())
+        if age is not None:
+            self.metrics.catalog_age.set(age)
+        for path in (s.policy_file, s.catalog_file):
+            if path:
+                self.mtimes[path] = _mtime(path)
+
+    def refresh_date(self) -> None:
+        """A new day: re-create the engine so verdicts move with the calendar."""
+        if self.engine is not None and self.engine.as_of != self.today():
+            self.engine = Engine(self.engine.catalog, self.today(), self.engine.warn_days, self.engine.mirrors)
+
+    def changed(self) -> bool:
+        return any(_mtime(p) != m for p, m in self.mtimes.items())
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return -1.0
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "dlcguard_admission_requests_total",
+            "Admission reviews answered",
+            ["endpoint", "kind", "operation", "decision"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "dlcguard_admission_duration_seconds",
+            "Time to answer an admission review",
+            ["endpoint", "kind", "operation", "decision"],
+            registry=registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+        )
+        self.verdicts = Counter(
+            "dlcguard_image_verdicts_total", "Verdicts given to container images", ["verdict"], registry=registry
+        )
+        self.bad = Counter("dlcguard_admission_bad_requests_total", "Bodies answered with HTTP 400", registry=registry)
+        self.catalog_age = Gauge("dlcguard_catalog_age_days", "Days since the catalog's source date", registry=registry)
+        self.reloads = Counter(
+            "dlcguard_reloads_total", "Reloads of watched files", ["what", "result"], registry=registry
+        )
+
+
+STATE = web.AppKey("state", State)
+
+
+async def _read_json(request: web.Request) -> Any:
+    if request.content_length is not None and request.content_length > request.app[STATE].settings.max_body:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=request.app[STATE].settings.max_body, actual_size=request.content_length
+        )
+    raw = await request.read()
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadReview(f"body is not JSON: {exc}") from exc
+
+
+async def _review(request: web.Request, mutate: bool) -> web.Response:
+    state = request.app[STATE]
+    started = time.perf_counter()
+    endpoint = "mutate" if mutate else "validate"
+    if state.engine is None or state.policy is None:
+        return web.json_response({"error": "not ready"}, status=503)
+    try:
+        body = await _read_json(request)
+        d = decide(body, state.engine, state.policy, state.today())
+        if mutate:
+            # the mutating endpoint never denies: it records verdicts as annotations
+            d.allowed, d.message, d.warnings = True, None, []
+            dry = bool(body["request"].get("dryRun"))
+            ops = annotation_patch(body, d)
+            d.patch = ops if ops else None
+            if dry:
+                d.audit["dryRun"] = "true"
+        doc = response(d)
+    except BadReview as exc:
+        state.metrics.bad.inc()
+        log.info("bad admission request", extra={"error": str(exc)})
+        return web.json_response({"error": str(exc)}, status=400)
+    req = body["request"]
+    kind = str((req.get("kind") or {}).get("kind", "")) if isinstance(req.get("kind"), dict) else ""
+    op = str(req.get("operation", ""))
+    for f in d.findings:
+        state.metrics.verdicts.labels(f.result.verdict).inc()
+    state.metrics.requests.labels(endpoint, kind, op, d.decision).inc()
+    state.metrics.latency.labels(endpoint, kind, op, d.decision).observe(time.perf_counter() - started)
+    if d.decision in ("deny", "warn"):
+        log.info(
+            "admission %s",
+            d.decision,
+            extra={
+                "uid": d.uid,
+                "kind": kind,
+                "namespace": req.get("namespace"),
+                "object": req.get("name"),
+                "worst": d.worst,
+                "dryRun": bool(req.get("dryRun")),
+            },
+        )
+    return web.json_response(doc)
+
+
+async def validate(request: web.Request) -> web.Response:
+    return await _review(request, mutate=False)
+
+
+async def mutate(request: web.Request) -> web.Response:
+    return await _review(request, mutate=True)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if state.engine is None:
+        return web.Response(status=503, text="catalog or policy not loaded")
+    return web.Response(text="ready")
+
+
+async def metrics(request: web.Request) -> web.Response:
+    data = generate_latest(request.app[STATE].metrics.registry)
+    return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        resp: web.StreamResponse = await handler(request)
+        return resp
+    except web.HTTPException:
+        raise
+    except Exception:  # never a crash: log it, answer 500 with no detail
+        log.exception("unexpected error")
+        return web.json_response({"error": "internal error"}, status=500)
+
+
+async def _watch(app: web.Application) -> None:
+    state = app[STATE]
+    s = state.settings
+    ctx: ssl.SSLContext | None = app.get(SSL_KEY)
+    cert_mtime = (_mtime(s.tls_cert), _mtime(s.tls_key)) if s.tls_cert and s.tls_key else None
+    while True:
+        await asyncio.sleep(s.reload_seconds)
+        state.refresh_date()
+        if state.changed():
+            try:
+                state.load()
+                state.metrics.reloads.labels("config", "ok").inc()
+                log.info("reloaded policy and catalog")
+            except (CatalogError, PolicyError, OSError) as exc:
+                # keep serving with the last good configuration
+                state.metrics.reloads.labels("config", "error").inc()
+                for p in list(state.mtimes):
+                    state.mtimes[p] = _mtime(p)
+                log.error("reload failed, keeping the last good policy and catalog: %s", exc)
+        if ctx is not None and s.tls_cert and s.tls_key and cert_mtime is not None:
+            now = (_mtime(s.tls_cert), _mtime(s.tls_key))
+            if now != cert_mtime:
+                try:
+                    ctx.load_cert_chain(s.tls_cert, s.tls_key)
+                    state.metrics.reloads.labels("certificate", "ok").inc()
+                    log.info("reloaded TLS certificate")
+                except (ssl.SSLError, OSError) as exc:
+                    state.metrics.reloads.labels("certificate", "error").inc()
+                    log.error("certificate reload failed, keeping the old one: %s", exc)
+                cert_mtime = now
+
+
+SSL_KEY = web.AppKey("ssl", ssl.SSLContext)
+
+
+async def _start_watch(app: web.Application) -> Any:
+    task = asyncio.create_task(_watch(app))
+    yield
+    task.cancel()
+
+
+def make_ssl_context(cert: str, key: str) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def make_app(
+    settings: WebhookSettings, registry: CollectorRegistry | None = None, ssl_context: ssl.SSLContext | None = None
+) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body, middlewares=[errors])
+    state = State(settings, registry or CollectorRegistry())
+    state.load()
+    app[STATE] = state
+    if ssl_context is not None:
+        app[SSL_KEY] = ssl_context
+    app.router.add_post("/validate", validate)
+    app.router.add_post("/mutate", mutate)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.cleanup_ctx.append(_start_watch)
+    return app
+
+
+def serve(settings: WebhookSettings) -> None:
+    if not settings.tls_cert or not settings.tls_key:
+        raise ValueError("--tls-cert and --tls-key are required")
+    ctx = make_ssl_context(settings.tls_cert, settings.tls_key)
+    app = make_app(settings, ssl_context=ctx)
+    log.info("dlc-guard webhook listening on https://%s:%d", settings.host, settings.port)
+    # run_app handles SIGTERM/SIGINT: it stops accepting and waits for in-flight reviews
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ssl_context=ctx,
+        shutdown_timeout=20,
+        handle_signals=True,
+        print=None,
+        access_log=None,
+    )

@@ -1,0 +1,217 @@
+"""The enforcement policy: modes, levels, exemptions, mirrors. Pure data + validation.
+
+Document shape (the same one the CLI's ``--policy`` and the cluster resource carry)::
+
+    apiVersion: dlcguard.io/v1alpha1
+    kind: DLCGuardPolicy
+    metadata: {name: default}
+    spec:
+      mode: enforce | warn | audit          # default warn
+      denyLevel: unsupported                # enforce denies at or above this verdict
+      warnLevel: outdated                   # warnings at or above this verdict
+      warnDays: 60
+      namespaces:                           # per-namespace overrides
+        ml-sandbox: {mode: audit}
+      exemptions:
+        - namespaces: ["legacy-*"]          # globs
+          objectSelector: {matchLabels: {dlc-guard.io/exempt: "true"}}
+          images: ["*/pytorch-training:1.*"]
+          expires: "2027-01-31"
+          reason: migration ticket ML-123
+      mirrors: ["registry.corp.example/dlc"]
+      customKinds: {PyTorchJob: ["spec.pytorchReplicaSpecs.*.template.spec"]}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from policy.registries import Mirror
+from policy.workloads import DEFAULT_CUSTOM_KINDS
+
+__all__ = ["Exemption", "Policy", "PolicyError", "load_policy"]
+
+MODES = ("enforce", "warn", "audit")
+LEVELS = ("unsupported", "unknown", "outdated", "expiring")
+API_VERSION = "dlcguard.io/v1alpha1"
+
+
+class PolicyError(ValueError):
+    def __init__(self, problems: list[str], origin: str = "policy") -> None:
+        self.problems = problems
+        super().__init__(f"{origin} is not a valid dlc-guard policy:\n  " + "\n  ".join(problems))
+
+
+@dataclass(frozen=True, slots=True)
+class Exemption:
+    namespaces: tuple[str, ...] = ()
+    match_labels: tuple[tuple[str, str], ...] = ()
+    images: tuple[str, ...] = ()
+    expires: dt.date | None = None
+    reason: str = ""
+
+    def active(self, today: dt.date) -> bool:
+        return self.expires is None or today <= self.expires
+
+    def covers_object(self, namespace: str, labels: Mapping[str, str]) -> bool:
+        if self.namespaces and not any(fnmatch.fnmatchcase(namespace, p) for p in self.namespaces):
+            return False
+        return all(labels.get(k) == v for k, v in self.match_labels)
+
+    def covers_image(self, image: str) -> bool:
+        return not self.images or any(fnmatch.fnmatchcase(image, p) for p in self.images)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    mode: str = "warn"
+    deny_level: str = "unsupported"
+    warn_level: str = "outdated"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    defaults: Settings = Settings()
+    namespaces: Mapping[str, Settings] = field(default_factory=dict)
+    exemptions: tuple[Exemption, ...] = ()
+    warn_days: int = 60
+    mirrors: tuple[Mirror, ...] = ()
+    custom_kinds: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_CUSTOM_KINDS))
+    exempt_namespaces: tuple[str, ...] = ("kube-system",)
+
+    def settings_for(self, namespace: str) -> Settings:
+        return self.namespaces.get(namespace, self.defaults)
+
+    def exemptions_for(self, namespace: str, labels: Mapping[str, str], today: dt.date) -> list[Exemption]:
+        return [e for e in self.exemptions if e.active(today) and e.covers_object(namespace, labels)]
+
+
+def _settings(raw: Any, path: str, base: Settings, problems: list[str]) -> Settings:
+    if not isinstance(raw, Mapping):
+        problems.append(f"{path}: expected a mapping")
+        return base
+    mode = raw.get("mode", base.mode)
+    if mode not in MODES:
+        problems.append(f"{path}.mode: {mode!r} is not one of {list(MODES)}")
+        mode = base.mode
+    deny = raw.get("denyLevel", base.deny_level)
+    if deny not in LEVELS:
+        problems.append(f"{path}.denyLevel: {deny!r} is not one of {list(LEVELS)}")
+        deny = base.deny_level
+    warn = raw.get("warnLevel", base.warn_level)
+    if warn not in LEVELS:
+        problems.append(f"{path}.warnLevel: {warn!r} is not one of {list(LEVELS)}")
+        warn = base.warn_level
+    return Settings(mode, deny, warn)
+
+
+def _strings(raw: Any, path: str, problems: list[str]) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
+        problems.append(f"{path}: expected a list of strings")
+        return ()
+    return tuple(raw)
+
+
+def load_policy(document: Any, origin: str = "policy", controller_namespace: str | None = None) -> Policy:
+    """Validate a policy document (the whole resource, or just its ``spec``)."""
+    problems: list[str] = []
+    if document is None:
+        document = {}
+    if not isinstance(document, Mapping):
+        raise PolicyError(["(document): expected a mapping"], origin)
+    if "spec" in document or "apiVersion" in document:
+        if document.get("apiVersion", API_VERSION) != API_VERSION:
+            problems.append(f"apiVersion: expected {API_VERSION!r}, got {document.get('apiVersion')!r}")
+        if document.get("kind", "DLCGuardPolicy") != "DLCGuardPolicy":
+            problems.append(f"kind: expected 'DLCGuardPolicy', got {document.get('kind')!r}")
+        spec = document.get("spec") or {}
+        prefix = "spec"
+    else:
+        spec, prefix = document, "spec"
+    if not isinstance(spec, Mapping):
+        raise PolicyError([f"{prefix}: expected a mapping"], origin)
+    known = {
+        "mode",
+        "denyLevel",
+        "warnLevel",
+        "warnDays",
+        "namespaces",
+        "exemptions",
+        "mirrors",
+        "customKinds",
+        "exemptNamespaces",
+        "catalog",
+    }
+    for key in spec:
+        if key not in known:
+            problems.append(f"{prefix}.{key}: unknown field")
+    defaults = _settings(spec, prefix, Settings(), problems)
+    warn_days = spec.get("warnDays", 60)
+    if not isinstance(warn_days, int) or isinstance(warn_days, bool) or warn_days < 0:
+        problems.append(f"{prefix}.warnDays: expected a whole number >= 0, got {warn_days!r}")
+        warn_days = 60
+    namespaces: dict[str, Settings] = {}
+    raw_ns = spec.get("namespaces") or {}
+    if not isinstance(raw_ns, Mapping):
+        problems.append(f"{prefix}.namespaces: expected a mapping of namespace to settings")
+        raw_ns = {}
+    for ns, raw in raw_ns.items():
+        namespaces[str(ns)] = _settings(raw, f"{prefix}.namespaces.{ns}", defaults, problems)
+    exemptions: list[Exemption] = []
+    raw_ex = spec.get("exemptions") or []
+    if not isinstance(raw_ex, list):
+        problems.append(f"{prefix}.exemptions: expected a list")
+        raw_ex = []
+    for i, raw in enumerate(raw_ex):
+        p = f"{prefix}.exemptions[{i}]"
+        if not isinstance(raw, Mapping):
+            problems.append(f"{p}: expected a mapping")
+            continue
+        for key in raw:
+            if key not in ("namespaces", "objectSelector", "images", "expires", "reason"):
+                problems.append(f"{p}.{key}: unknown field")
+        labels: tuple[tuple[str, str], ...] = ()
+        sel = raw.get("objectSelector")
+        if sel is not None:
+            ml = sel.get("matchLabels") if isinstance(sel, Mapping) else None
+            if not isinstance(ml, Mapping):
+                problems.append(f"{p}.objectSelector: expected {{matchLabels: {{key: value}}}}")
+            else:
+                labels = tuple(sorted((str(k), str(v)) for k, v in ml.items()))
+        expires = None
+        if raw.get("expires") is not None:
+            try:
+                value = raw["expires"]
+                expires = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+            except ValueError:
+                problems.append(f"{p}.expires: {raw['expires']!r} is not a date (YYYY-MM-DD)")
+        ex = Exemption(
+            namespaces=_strings(raw.get("namespaces"), f"{p}.namespaces", problems),
+            match_labels=labels,
+            images=_strings(raw.get("images"), f"{p}.images", problems),
+            expires=expires,
+            reason=str(raw.get("reason", "")),
+        )
+        if not (ex.namespaces or ex.match_labels or ex.images):
+            problems.append(f"{p}: an exemption must name namespaces, an objectSelector or images")
+        exemptions.append(ex)
+    mirrors = tuple(Mirror(m) for m in _strings(spec.get("mirrors"), f"{prefix}.mirrors", problems))
+    custom = dict(DEFAULT_CUSTOM_KINDS)
+    raw_kinds = spec.get("customKinds") or {}
+    if not isinstance(raw_kinds, Mapping):
+        problems.append(f"{prefix}.customKinds: expected a mapping of kind to paths")
+        raw_kinds = {}
+    for kind, paths in raw_kinds.items():
+        custom[str(kind)] = _strings(paths, f"{prefix}.customKinds.{kind}", problems)
+    exempt_ns = ["kube-system", *(_strings(spec.get("exemptNamespaces"), f"{prefix}.exemptNamespaces", problems))]
+    if controller_namespace:
+        exempt_ns.append(controller_namespace)
+    if problems:
+        raise PolicyError(problems, origin)
+    return Policy(defaults, namespaces, tuple(exemptions), warn_days, mirrors, custom, tuple(exempt_ns))

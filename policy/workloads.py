@@ -1,0 +1,95 @@
+"""Where the containers of a Kubernetes object are: Pod, every kind with a pod template, and
+custom resources whose pod templates sit at configurable paths. Pure dictionary walking.
+
+A path is dotted; ``*`` walks every value of a mapping or every item of a list:
+``spec.pytorchReplicaSpecs.*.template.spec``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["BUILTIN_KINDS", "DEFAULT_CUSTOM_KINDS", "Container", "containers_of", "pod_spec_paths"]
+
+BUILTIN_KINDS: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "Deployment": ("spec.template.spec",),
+    "ReplicaSet": ("spec.template.spec",),
+    "StatefulSet": ("spec.template.spec",),
+    "DaemonSet": ("spec.template.spec",),
+    "Job": ("spec.template.spec",),
+    "ReplicationController": ("spec.template.spec",),
+    "CronJob": ("spec.jobTemplate.spec.template.spec",),
+    "PodTemplate": ("template.spec",),
+}
+
+DEFAULT_CUSTOM_KINDS: dict[str, tuple[str, ...]] = {
+    "PyTorchJob": ("spec.pytorchReplicaSpecs.*.template.spec",),
+    "TFJob": ("spec.tfReplicaSpecs.*.template.spec",),
+    "MPIJob": ("spec.mpiReplicaSpecs.*.template.spec",),
+    "RayCluster": ("spec.headGroupSpec.template.spec", "spec.workerGroupSpecs.*.template.spec"),
+    "RayJob": (
+        "spec.rayClusterSpec.headGroupSpec.template.spec",
+        "spec.rayClusterSpec.workerGroupSpecs.*.template.spec",
+    ),
+    "LeaderWorkerSet": (
+        "spec.leaderWorkerTemplate.leaderTemplate.spec",
+        "spec.leaderWorkerTemplate.workerTemplate.spec",
+    ),
+}
+
+CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    field: str
+    """``containers``, ``initContainers`` or ``ephemeralContainers``."""
+    name: str
+    image: str
+    path: str
+    """Where the image sits, e.g. ``spec.template.spec.containers[0].image``."""
+
+
+def pod_spec_paths(kind: str, custom: Mapping[str, tuple[str, ...]] | None = None) -> tuple[str, ...] | None:
+    if kind in BUILTIN_KINDS:
+        return BUILTIN_KINDS[kind]
+    table = DEFAULT_CUSTOM_KINDS if custom is None else custom
+    return table.get(kind)
+
+
+def _walk(node: Any, parts: list[str], at: str) -> Iterator[tuple[str, Any]]:
+    if not parts:
+        yield at, node
+        return
+    head, rest = parts[0], parts[1:]
+    if head == "*":
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                yield from _walk(value, rest, f"{at}.{key}" if at else str(key))
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                yield from _walk(value, rest, f"{at}[{i}]")
+        return
+    if isinstance(node, Mapping) and head in node:
+        yield from _walk(node[head], rest, f"{at}.{head}" if at else head)
+
+
+def containers_of(obj: Mapping[str, Any], paths: tuple[str, ...]) -> list[Container]:
+    """Every container image of ``obj`` at ``paths``; malformed parts are skipped, not fatal."""
+    out: list[Container] = []
+    for path in paths:
+        for at, spec in _walk(obj, path.split("."), ""):
+            if not isinstance(spec, Mapping):
+                continue
+            for fld in CONTAINER_FIELDS:
+                items = spec.get(fld)
+                if not isinstance(items, list):
+                    continue
+                for i, c in enumerate(items):
+                    if isinstance(c, Mapping) and isinstance(c.get("image"), str):
+                        name = c.get("name") if isinstance(c.get("name"), str) else f"#{i}"
+                        out.append(Container(fld, str(name), c["image"], f"{at}.{fld}[{i}].image"))
+    return out
