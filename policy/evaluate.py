@@ -233,9 +233,9 @@ class Engine:
     def _unresolved(self, text: str, ref: ImageReference, loc: Location, why: Unresolved) -> Result:
         fam = why.family or (loc.families[0] if len(loc.families) == 1 else None)
         rec = None
-        if fam is not None and why.code in ("TAG_LATEST", "NEWER_THAN_CATALOG", "DIGEST_UNRESOLVED"):
+        if fam is not None and why.code == "TAG_LATEST":
             pick = self._newest_healthy(fam, fam.images)
-            rec = pick.tag if pick is not None and why.code == "TAG_LATEST" else None
+            rec = pick.tag if pick is not None else None
         return Result(
             text,
             "unknown",

@@ -100,11 +100,7 @@ def resolve_tag(families: tuple[Family, ...], tag: str) -> Identity | Unresolved
 def _by_stem(families: tuple[Family, ...], info: TagInfo) -> Identity | Unresolved | None:
     assert info.build is not None
     for fam in families:
-        images = fam.by_stem.get(info.stem)
-        if not images:
-            continue
-        builds = [(parse_tag(t).build, img) for img in images for t in img.tags if parse_tag(t).stem == info.stem]
-        known = sorted(((b, img) for b, img in builds if b is not None), key=lambda bi: (bi[0], bi[1].order))
+        known = fam.by_stem.get(info.stem)
         if not known:
             continue
         if len(info.build) == 1:

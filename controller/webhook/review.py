@@ -120,7 +120,8 @@ def decide(body: Any, engine: Engine, policy: Policy, today: dt.date) -> Decisio
     elif settings.mode in ("enforce", "warn") and warn:
         d.decision = "warn"
     if settings.mode != "audit":
-        d.warnings = _warnings([f for f in warn if f not in deny or d.allowed])
+        denied = {id(f) for f in deny} if not d.allowed else set()
+        d.warnings = _warnings([f for f in warn if id(f) not in denied])
     return d
 
 

@@ -74,11 +74,13 @@ class State:
                 raw = yaml.safe_load(text) or {}
             except yaml.YAMLError as exc:
                 raise PolicyError([f"(document): not valid YAML: {exc}"], s.policy_file) from exc
-        if s.mode is not None:
-            raw = dict(raw)
-            spec = dict(raw.get("spec", raw) if "spec" in raw else raw)
-            spec["mode"] = s.mode
-            raw = {"spec": spec} if "spec" in raw or "apiVersion" in raw else spec
+        if s.mode is not None and isinstance(raw, dict):
+            # --mode overrides the document's mode, whether it is a full resource or a bare spec
+            if "spec" in raw or "apiVersion" in raw:
+                spec = raw.get("spec") or {}
+                raw = {**raw, "spec": {**spec, "mode": s.mode} if isinstance(spec, dict) else spec}
+            else:
+                raw = {**raw, "mode": s.mode}
         policy = load_policy(raw, s.policy_file or "policy", s.namespace)
         warn_days = s.warn_days if s.warn_days is not None else policy.warn_days
         self.catalog, self.policy = catalog, policy

@@ -130,7 +130,8 @@ class Family:
     images: list[Image]
     latest_only: bool = False
     by_tag: dict[str, Image] = field(default_factory=dict)
-    by_stem: dict[str, list[Image]] = field(default_factory=dict)
+    by_stem: dict[str, list[tuple[tuple[int, ...], Image]]] = field(default_factory=dict)
+    """Release stem -> its (build, image) pairs, oldest first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,7 +502,9 @@ def _index(catalog: Catalog) -> None:
                 fam.by_tag[tag] = img
                 info = parse_tag(tag)
                 if info.build is not None:
-                    fam.by_stem.setdefault(info.stem, []).append(img)
+                    fam.by_stem.setdefault(info.stem, []).append((info.build, img))
+        for builds in fam.by_stem.values():
+            builds.sort(key=lambda bi: (bi[0], bi[1].order))
     for region, account in catalog.dlc_accounts.items():
         catalog.accounts.setdefault(account, set()).add(("dlc", region))
     for region, account in catalog.algorithm_accounts.items():
