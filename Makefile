@@ -5,7 +5,18 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 UPSTREAM ?= ../shared/dlc-data/upstream
 
-.PHONY: all setup run test lint typecheck unit catalog bench clean
+.PHONY: all setup tools run test lint typecheck unit catalog bench clean
+
+# Real tools built from their Go modules (tools/*/go.mod pins each one); caches stay in .tools.
+TOOLS  := $(CURDIR)/.tools
+GOENV  := GOMODCACHE=$(TOOLS)/go/mod GOCACHE=$(TOOLS)/go/cache GOFLAGS=-modcacherw GOTOOLCHAIN=local
+HELM   := $(TOOLS)/bin/helm
+ETCD   := $(TOOLS)/bin/etcd
+KUBE_APISERVER := $(TOOLS)/bin/kube-apiserver
+KUBE_VERSION := $(shell awk '$$1=="k8s.io/kubernetes" {sub(/^v/, "", $$2); print $$2}' tools/kube/go.mod)
+KUBE_LDFLAGS := $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
+	-X $(p).gitVersion=v$(KUBE_VERSION) -X $(p).gitMajor=$(word 1,$(subst ., ,$(KUBE_VERSION))) \
+	-X $(p).gitMinor=$(word 2,$(subst ., ,$(KUBE_VERSION))) -X $(p).gitTreeState=clean)
 
 all: test
 
@@ -16,6 +27,18 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+## tools: helm, etcd and kube-apiserver in .tools/bin (built once, reused while their go.mod is unchanged)
+tools: $(HELM) $(ETCD) $(KUBE_APISERVER)
+
+$(HELM): tools/helm/go.mod tools/helm/go.sum
+	cd tools/helm && $(GOENV) go build -trimpath -o $@ helm.sh/helm/v3/cmd/helm
+
+$(ETCD): tools/etcd/go.mod tools/etcd/go.sum tools/etcd/main.go
+	cd tools/etcd && $(GOENV) go build -trimpath -o $@ .
+
+$(KUBE_APISERVER): tools/kube/go.mod tools/kube/go.sum
+	cd tools/kube && $(GOENV) go build -trimpath -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-apiserver
 
 ## run: judge a handful of real references with the embedded catalog
 run: $(STAMP)

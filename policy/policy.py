@@ -15,6 +15,7 @@ Document shape (the same one the CLI's ``--policy`` and the cluster resource car
       exemptions:
         - namespaces: ["legacy-*"]          # globs
           objectSelector: {matchLabels: {dlc-guard.io/exempt: "true"}}
+          namespaceSelector: {matchExpressions: [{key: team, operator: In, values: [research]}]}
           images: ["*/pytorch-training:1.*"]
           expires: "2027-01-31"
           reason: migration ticket ML-123
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policy.registries import Mirror
+from policy.selectors import LabelSelector, parse_selector
 from policy.workloads import DEFAULT_CUSTOM_KINDS
 
 __all__ = ["Exemption", "Policy", "PolicyError", "load_policy"]
@@ -49,7 +51,8 @@ class PolicyError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Exemption:
     namespaces: tuple[str, ...] = ()
-    match_labels: tuple[tuple[str, str], ...] = ()
+    object_selector: LabelSelector | None = None
+    namespace_selector: LabelSelector | None = None
     images: tuple[str, ...] = ()
     expires: dt.date | None = None
     reason: str = ""
@@ -57,10 +60,18 @@ class Exemption:
     def active(self, today: dt.date) -> bool:
         return self.expires is None or today <= self.expires
 
-    def covers_object(self, namespace: str, labels: Mapping[str, str]) -> bool:
+    def covers_object(
+        self, namespace: str, labels: Mapping[str, str], namespace_labels: Mapping[str, str] | None = None
+    ) -> bool:
+        """Whether the object is covered. A namespace selector never matches when the namespace's
+        labels are unknown (``None``): an exemption is not granted on a guess."""
         if self.namespaces and not any(fnmatch.fnmatchcase(namespace, p) for p in self.namespaces):
             return False
-        return all(labels.get(k) == v for k, v in self.match_labels)
+        if self.namespace_selector is not None and (
+            namespace_labels is None or not self.namespace_selector.matches(namespace_labels)
+        ):
+            return False
+        return self.object_selector is None or self.object_selector.matches(labels)
 
     def covers_image(self, image: str) -> bool:
         return not self.images or any(fnmatch.fnmatchcase(image, p) for p in self.images)
@@ -86,8 +97,18 @@ class Policy:
     def settings_for(self, namespace: str) -> Settings:
         return self.namespaces.get(namespace, self.defaults)
 
-    def exemptions_for(self, namespace: str, labels: Mapping[str, str], today: dt.date) -> list[Exemption]:
-        return [e for e in self.exemptions if e.active(today) and e.covers_object(namespace, labels)]
+    @property
+    def needs_namespace_labels(self) -> bool:
+        return any(e.namespace_selector is not None for e in self.exemptions)
+
+    def exemptions_for(
+        self,
+        namespace: str,
+        labels: Mapping[str, str],
+        today: dt.date,
+        namespace_labels: Mapping[str, str] | None = None,
+    ) -> list[Exemption]:
+        return [e for e in self.exemptions if e.active(today) and e.covers_object(namespace, labels, namespace_labels)]
 
 
 def _settings(raw: Any, path: str, base: Settings, problems: list[str]) -> Settings:
@@ -174,16 +195,10 @@ def load_policy(document: Any, origin: str = "policy", controller_namespace: str
             problems.append(f"{p}: expected a mapping")
             continue
         for key in raw:
-            if key not in ("namespaces", "objectSelector", "images", "expires", "reason"):
+            if key not in ("namespaces", "objectSelector", "namespaceSelector", "images", "expires", "reason"):
                 problems.append(f"{p}.{key}: unknown field")
-        labels: tuple[tuple[str, str], ...] = ()
-        sel = raw.get("objectSelector")
-        if sel is not None:
-            ml = sel.get("matchLabels") if isinstance(sel, Mapping) else None
-            if not isinstance(ml, Mapping):
-                problems.append(f"{p}.objectSelector: expected {{matchLabels: {{key: value}}}}")
-            else:
-                labels = tuple(sorted((str(k), str(v)) for k, v in ml.items()))
+        obj_sel = raw.get("objectSelector")
+        ns_sel = raw.get("namespaceSelector")
         expires = None
         if raw.get("expires") is not None:
             try:
@@ -193,13 +208,14 @@ def load_policy(document: Any, origin: str = "policy", controller_namespace: str
                 problems.append(f"{p}.expires: {raw['expires']!r} is not a date (YYYY-MM-DD)")
         ex = Exemption(
             namespaces=_strings(raw.get("namespaces"), f"{p}.namespaces", problems),
-            match_labels=labels,
+            object_selector=None if obj_sel is None else parse_selector(obj_sel, f"{p}.objectSelector", problems),
+            namespace_selector=None if ns_sel is None else parse_selector(ns_sel, f"{p}.namespaceSelector", problems),
             images=_strings(raw.get("images"), f"{p}.images", problems),
             expires=expires,
             reason=str(raw.get("reason", "")),
         )
-        if not (ex.namespaces or ex.match_labels or ex.images):
-            problems.append(f"{p}: an exemption must name namespaces, an objectSelector or images")
+        if not (ex.namespaces or ex.object_selector or ex.namespace_selector or ex.images):
+            problems.append(f"{p}: an exemption must name namespaces, a selector or images")
         exemptions.append(ex)
     mirrors = tuple(Mirror(m) for m in _strings(spec.get("mirrors"), f"{prefix}.mirrors", problems))
     custom = dict(DEFAULT_CUSTOM_KINDS)

@@ -10,6 +10,8 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from controller.cli import catalog as catalog_cli
+from controller.cli import scan as scan_cli
 from policy.catalog import Catalog, CatalogError, default_catalog, load_catalog_file
 from policy.evaluate import RANK, Engine, Result
 from policy.policy import PolicyError
@@ -102,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 1 when a verdict is at least this severe (default unsupported)",
     )
     check.set_defaults(func=cmd_check)
+
+    scan_cli.add_parser(sub, add_engine_options, FAIL_LEVELS)
+    catalog_cli.add_parser(sub)
 
     wh = sub.add_parser("webhook", help="serve the validating admission webhook over HTTPS")
     wh.add_argument("--host", default="0.0.0.0")

@@ -10,13 +10,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from policy.evaluate import RANK, Engine, Result
+from policy.evaluate import RANK, Engine
+from policy.judge import Finding, judge_object
 from policy.policy import Policy
-from policy.workloads import Container, containers_of, pod_spec_paths
 
 WARNING_MAX = 256
 WARNINGS_TOTAL_MAX = 4000
@@ -29,16 +29,9 @@ class BadReview(ValueError):
 
 
 @dataclass
-class Finding:
-    container: Container
-    result: Result
-    exempt: str | None = None
-    preexisting: bool = False
-
-
-@dataclass
 class Decision:
     uid: str
+    dry_run: bool = False
     allowed: bool = True
     message: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -69,9 +62,16 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def decide(body: Any, engine: Engine, policy: Policy, today: dt.date) -> Decision:
+def decide(
+    body: Any,
+    engine: Engine,
+    policy: Policy,
+    today: dt.date,
+    namespace_labels: Callable[[str], Mapping[str, str] | None] | None = None,
+) -> Decision:
+    """Decide one review. ``namespace_labels(ns)`` gives a namespace's labels when known."""
     req = _req(body)
-    d = Decision(uid=req["uid"])
+    d = Decision(uid=req["uid"], dry_run=req.get("dryRun") is True)
     operation = req.get("operation")
     kind = (req.get("kind") or {}).get("kind") if isinstance(req.get("kind"), Mapping) else None
     obj = req.get("object")
@@ -79,26 +79,29 @@ def decide(body: Any, engine: Engine, policy: Policy, today: dt.date) -> Decisio
     if operation not in ("CREATE", "UPDATE") or not isinstance(obj, Mapping) or not kind:
         d.decision = "skip"
         return d
-    paths = pod_spec_paths(str(kind), policy.custom_kinds)
-    if paths is None:
+    old = req.get("oldObject")
+    ns_labels = namespace_labels(namespace) if namespace_labels and policy.needs_namespace_labels else None
+    j = judge_object(
+        obj,
+        engine,
+        policy,
+        today,
+        kind=str(kind),
+        namespace=namespace,
+        namespace_labels=ns_labels,
+        old=old if operation == "UPDATE" and isinstance(old, Mapping) else None,
+    )
+    if j is None:
         d.decision = "skip"
         return d
-    if namespace in policy.exempt_namespaces:
+    if j.exempt_namespace:
         d.decision = "skip"
         d.audit["exempt"] = f"namespace {namespace}"
         return d
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
-    labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()} if isinstance(meta, Mapping) else {}
-    exemptions = policy.exemptions_for(namespace, labels, today)
-    old_images: set[str] = set()
-    old = req.get("oldObject")
-    if operation == "UPDATE" and isinstance(old, Mapping):
-        old_images = {c.image for c in containers_of(old, paths)}
-    for c in containers_of(obj, paths):
-        r = engine.evaluate(c.image)
-        ex = next((e for e in exemptions if e.covers_image(c.image)), None)
-        d.findings.append(Finding(c, r, (ex.reason or "exempt") if ex else None, c.image in old_images))
-    settings = policy.settings_for(namespace)
+    d.findings = j.findings
+    if d.dry_run:
+        d.audit["dryRun"] = "true"
+    settings = j.settings
     judged = [f for f in d.findings if f.result.dlc]
     if not judged:
         return d
@@ -116,7 +119,8 @@ def decide(body: Any, engine: Engine, policy: Policy, today: dt.date) -> Decisio
         d.allowed = False
         d.decision = "deny"
         parts = [_line(f) for f in deny]
-        d.message = _short("dlc-guard denied this object: " + "; ".join(parts), MESSAGE_MAX)
+        prefix = "dlc-guard denied this object (dry run): " if d.dry_run else "dlc-guard denied this object: "
+        d.message = _short(prefix + "; ".join(parts), MESSAGE_MAX)
     elif settings.mode in ("enforce", "warn") and warn:
         d.decision = "warn"
     if settings.mode != "audit":

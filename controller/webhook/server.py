@@ -15,18 +15,17 @@ import os
 import ssl
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import yaml
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from controller.policyfile import load_policy_file
 from controller.webhook.review import BadReview, annotation_patch, decide, response
 from policy.catalog import Catalog, CatalogError, default_catalog, load_catalog_file
 from policy.evaluate import Engine
-from policy.policy import Policy, PolicyError, load_policy
+from policy.policy import Policy, PolicyError
 
 log = logging.getLogger("dlc_guard.webhook")
 MAX_BODY = 3 * 1024 * 1024  # the API server sends at most ~3 MiB objects
@@ -67,21 +66,7 @@ class State:
     def load(self) -> None:
         s = self.settings
         catalog = default_catalog() if s.catalog_file is None else load_catalog_file(s.catalog_file)
-        raw: Any = {}
-        if s.policy_file is not None:
-            text = Path(s.policy_file).read_text(encoding="utf-8")
-            try:
-                raw = yaml.safe_load(text) or {}
-            except yaml.YAMLError as exc:
-                raise PolicyError([f"(document): not valid YAML: {exc}"], s.policy_file) from exc
-        if s.mode is not None and isinstance(raw, dict):
-            # --mode overrides the document's mode, whether it is a full resource or a bare spec
-            if "spec" in raw or "apiVersion" in raw:
-                spec = raw.get("spec") or {}
-                raw = {**raw, "spec": {**spec, "mode": s.mode} if isinstance(spec, dict) else spec}
-            else:
-                raw = {**raw, "mode": s.mode}
-        policy = load_policy(raw, s.policy_file or "policy", s.namespace)
+        policy = load_policy_file(s.policy_file, s.namespace, s.mode)
         warn_days = s.warn_days if s.warn_days is not None else policy.warn_days
         self.catalog, self.policy = catalog, policy
         self.engine = Engine(catalog, self.today(), warn_days, policy.mirrors)

@@ -1,0 +1,90 @@
+"""``dlc-guard scan``: judge the workloads in manifests, stdin or a live cluster."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from typing import Any, TextIO
+
+from controller.policyfile import load_policy_file
+from controller.scan.core import scan_documents
+from controller.scan.output import FORMATS, render
+from controller.scan.sources import Document, SourceError, read_sources
+from policy.evaluate import Engine
+from policy.registries import Mirror
+from policy.workloads import BUILTIN_KINDS
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def add_parser(sub: Any, add_engine_options: Any, fail_levels: tuple[str, ...]) -> None:
+    p = sub.add_parser(
+        "scan",
+        help="judge the workloads in manifests or a live cluster",
+        description=(
+            "Judge every container image of every pod-bearing object in YAML/JSON manifests "
+            "(files, directories, '-' for stdin) or, with --cluster, in a live cluster (read-only)."
+        ),
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories; '-' reads stdin")
+    p.add_argument("--cluster", action="store_true", help="scan the cluster of the current kubeconfig context")
+    p.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig file (default $KUBECONFIG or ~/.kube/config)")
+    p.add_argument("--context", metavar="NAME", help="kubeconfig context")
+    p.add_argument(
+        "--namespace",
+        "-n",
+        metavar="NS",
+        help="with --cluster: only this namespace; with files: namespace for objects that name none",
+    )
+    p.add_argument("--all-namespaces", "-A", action="store_true", help="with --cluster: every namespace")
+    p.add_argument("--policy", metavar="FILE", help="policy document (levels, exemptions, mirrors, custom kinds)")
+    add_engine_options(p)
+    p.set_defaults(warn_days=None)
+    p.add_argument("--output", "-o", choices=tuple(FORMATS), default="table")
+    p.add_argument(
+        "--fail-on",
+        choices=fail_levels,
+        default="unsupported",
+        help="exit 1 when a verdict is at least this severe (default unsupported)",
+    )
+    p.set_defaults(func=cmd_scan)
+
+
+def _cluster_items(args: argparse.Namespace, kinds: Iterable[str], stderr: TextIO) -> Iterator[Document | SourceError]:
+    from controller.scan.cluster import ClusterError, connect, current_namespace, list_objects, terminal_progress
+
+    try:
+        src = connect(args.kubeconfig, args.context)
+    except ClusterError as exc:
+        yield SourceError("cluster", str(exc))
+        return
+    namespace = None if args.all_namespaces else (args.namespace or current_namespace(args.kubeconfig, args.context))
+    progress = terminal_progress(stderr)
+    yield from list_objects(src, kinds, namespace, progress)
+    if progress is not None:
+        stderr.write("\r\033[K")
+
+
+def cmd_scan(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
+    from controller.cli.main import UsageError, load_catalog_option, use_colour
+
+    if args.cluster and args.paths:
+        raise UsageError("give either PATHs or --cluster, not both")
+    if not args.cluster and not args.paths:
+        raise UsageError("nothing to scan: give PATHs ('-' for stdin) or --cluster")
+    if args.all_namespaces and args.namespace:
+        raise UsageError("--namespace and --all-namespaces exclude each other")
+    policy = load_policy_file(args.policy)
+    catalog = load_catalog_option(args.catalog)
+    as_of = args.as_of or dt.datetime.now(dt.UTC).date()
+    warn_days = args.warn_days if args.warn_days is not None else policy.warn_days
+    mirrors = (*policy.mirrors, *(Mirror(m) for m in args.mirror))
+    engine = Engine(catalog, as_of, warn_days, mirrors)
+    kinds = [*BUILTIN_KINDS, *policy.custom_kinds]
+    items = _cluster_items(args, kinds, stderr) if args.cluster else read_sources(args.paths, stdin)
+    result = scan_documents(items, engine, policy, as_of, default_namespace=args.namespace or "default")
+    render(args.output, result, stdout, use_colour(stdout), args.fail_on)
+    if result.failing(args.fail_on):
+        return EXIT_FAIL
+    return EXIT_USAGE if result.errors else EXIT_OK
