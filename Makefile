@@ -45,7 +45,7 @@ run: $(STAMP)
 	$(VENV)/bin/dlc-guard check --as-of 2026-11-23 --fail-on never - < examples/images.txt
 
 ## test: lint, type-check and run every test
-test: lint typecheck unit
+test: tools lint typecheck unit
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check policy controller tests scripts bench

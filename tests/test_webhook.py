@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
+from controller.kube.namespaces import NamespaceLabels
 from controller.webhook.server import WebhookSettings, make_app, make_ssl_context
 
 from .tls import write_cert
@@ -40,7 +41,9 @@ class Server:
         return ctx
 
 
-async def start(tmp_path: Path, policy: str | None = None, **kw: Any) -> tuple[Server, web.AppRunner]:
+async def start(
+    tmp_path: Path, policy: str | None = None, namespace_labels: Any = None, **kw: Any
+) -> tuple[Server, web.AppRunner]:
     logging.getLogger("dlc_guard").setLevel(logging.INFO)  # log records are built, as in production
     cert, key = write_cert(tmp_path)
     policy_file = None
@@ -57,7 +60,7 @@ async def start(tmp_path: Path, policy: str | None = None, **kw: Any) -> tuple[S
         **kw,
     )
     ctx = make_ssl_context(str(cert), str(key))
-    app = make_app(s, CollectorRegistry(), ssl_context=ctx)
+    app = make_app(s, CollectorRegistry(), ssl_context=ctx, namespace_labels=namespace_labels)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
@@ -549,3 +552,63 @@ def test_cli_webhook_process_serves_and_stops_on_sigterm(tmp_path: Path) -> None
     assert proc.returncode == 0, err
     logs = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert any(rec.get("msg") == "admission deny" and rec.get("worst") == "unsupported" for rec in logs), err
+
+
+POLICY_NS_SELECTOR = """
+spec:
+  mode: enforce
+  exemptions:
+    - namespaceSelector:
+        matchExpressions:
+          - {key: team, operator: In, values: [research, legacy]}
+          - {key: dlc-guard.io/enforce, operator: DoesNotExist}
+      reason: research clusters
+"""
+
+
+async def test_namespace_selector_exemptions_use_namespace_labels(tmp_path: Path) -> None:
+    labels = NamespaceLabels(
+        {
+            "lab": {"team": "research"},
+            "lab-strict": {"team": "research", "dlc-guard.io/enforce": "true"},
+            "prod": {"team": "serving"},
+        }
+    )
+    srv, runner = await start(tmp_path, POLICY_NS_SELECTOR, namespace_labels=labels)
+    try:
+        for namespace, allowed in (("lab", True), ("lab-strict", False), ("prod", False), ("unknown-ns", False)):
+            sent = review(pod([OLD]), namespace=namespace)
+            _, body = await post(srv, sent)
+            resp = check_response(body, sent)
+            assert resp["allowed"] is allowed, namespace
+            if allowed:
+                assert "research clusters" in resp["auditAnnotations"]["exempted"]
+        labels.apply("MODIFIED", {"metadata": {"name": "prod", "labels": {"team": "legacy"}}})
+        sent = review(pod([OLD]), namespace="prod")
+        _, body = await post(srv, sent)
+        assert check_response(body, sent)["allowed"] is True
+    finally:
+        await runner.cleanup()
+
+
+async def test_namespace_selector_never_matches_before_labels_are_known(tmp_path: Path) -> None:
+    srv, runner = await start(tmp_path, POLICY_NS_SELECTOR, namespace_labels=NamespaceLabels())
+    try:
+        sent = review(pod([OLD]), namespace="lab")
+        _, body = await post(srv, sent)
+        assert check_response(body, sent)["allowed"] is False
+    finally:
+        await runner.cleanup()
+
+
+async def test_dry_run_is_judged_and_marked(server: Server) -> None:
+    sent = review(pod([OLD]), dry_run=True)
+    _, body = await post(server, sent)
+    resp = check_response(body, sent)
+    assert resp["allowed"] is False
+    assert resp["status"]["message"].startswith("dlc-guard denied this object (dry run): ")
+    assert resp["auditAnnotations"]["dryRun"] == "true"
+    sent = review(pod([OLD]), dry_run=True)
+    _, body = await post(server, sent, "/mutate")
+    resp = check_response(body, sent)
+    assert resp["allowed"] is True and resp["auditAnnotations"]["dryRun"] == "true" and resp["patch"]

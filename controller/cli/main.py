@@ -122,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("POD_NAMESPACE"),
         help="the controller's own namespace (exempt); default $POD_NAMESPACE",
     )
+    wh.add_argument(
+        "--watch-namespaces",
+        action="store_true",
+        help="watch namespace labels through the Kubernetes API (for namespaceSelector exemptions)",
+    )
+    wh.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig for --watch-namespaces (default: in-cluster)")
     wh.set_defaults(func=cmd_webhook)
     return parser
 
@@ -209,6 +215,8 @@ def cmd_webhook(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr:
         catalog_file=args.catalog,
         warn_days=args.warn_days,
         namespace=args.namespace,
+        watch_namespaces=args.watch_namespaces,
+        kubeconfig=args.kubeconfig,
     )
     serve(settings)
     return EXIT_OK

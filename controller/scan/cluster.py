@@ -9,15 +9,17 @@ cannot be listed (RBAC) is reported.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from controller.kube.client import ClusterError, connect_api
 from controller.scan.sources import Document, SourceError
 
-__all__ = ["ClusterSource", "connect", "list_objects"]
+__all__ = ["ClusterError", "ClusterSource", "connect", "list_objects"]
 
 PAGE = 500
 SOURCE = "cluster"
@@ -39,10 +41,6 @@ class Resource:
         return f"{self.base}/{self.name}"
 
 
-class ClusterError(Exception):
-    pass
-
-
 @dataclass
 class ClusterSource:
     api: Any
@@ -50,47 +48,36 @@ class ClusterSource:
     context: str | None = None
 
     def get(self, path: str, query: list[tuple[str, Any]]) -> Any:
-        from kubernetes.client.exceptions import ApiException
-
         try:
-            resp = self.api.call_api(
-                path,
+            method, url, headers, _, _ = self.api.param_serialize(
                 "GET",
+                path,
                 query_params=query,
                 header_params={"Accept": "application/json"},
                 auth_settings=["BearerToken"],
-                _preload_content=False,
-                _return_http_data_only=True,
             )
-        except ApiException as exc:
-            raise ClusterError(f"GET {path}: {exc.status} {exc.reason}") from None
-        except Exception as exc:  # urllib3 connection errors and the like
-            raise ClusterError(f"GET {path}: {exc}") from None
-        return json.loads(resp.data)
+            resp = self.api.call_api(method, url, header_params=headers)
+            data = resp.read()
+        except Exception as exc:  # urllib3 connection and TLS errors
+            raise ClusterError(f"GET {path}: {_reason(exc)}") from None
+        if not 200 <= resp.status < 300:
+            detail = ""
+            with contextlib.suppress(ValueError, AttributeError):
+                detail = ": " + json.loads(data).get("message", "")
+            raise ClusterError(f"GET {path}: {resp.status} {resp.reason}{detail}")
+        return json.loads(data)
+
+
+def _reason(exc: Exception) -> str:
+    """urllib3 nests the useful part (connection refused, certificate) a few levels down."""
+    inner: BaseException = exc
+    while isinstance(getattr(inner, "reason", None), BaseException):
+        inner = getattr(inner, "reason")  # noqa: B009
+    return str(inner) or type(inner).__name__
 
 
 def connect(kubeconfig: str | None = None, context: str | None = None) -> ClusterSource:
-    """An API client from the kubeconfig (``$KUBECONFIG``, ``~/.kube/config``) or in-cluster."""
-    from kubernetes import client, config
-    from kubernetes.config.config_exception import ConfigException
-
-    try:
-        cfg = client.Configuration()
-        config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig, context=context, client_configuration=cfg
-        )
-    except (ConfigException, OSError) as first:
-        if kubeconfig or context:
-            raise ClusterError(f"cannot load kubeconfig: {first}") from None
-        try:
-            cfg = client.Configuration()
-            config.load_incluster_config(  # type: ignore[no-untyped-call]
-                client_configuration=cfg
-            )
-        except ConfigException:
-            raise ClusterError(f"no kubeconfig and not in a cluster: {first}") from None
-    cfg.retries = 1
-    return ClusterSource(client.ApiClient(cfg), context)
+    return ClusterSource(connect_api(kubeconfig, context), context)
 
 
 def discover(src: ClusterSource, kinds: Iterable[str]) -> tuple[list[Resource], list[SourceError]]:

@@ -38,11 +38,24 @@ def _label(f: Finding) -> str:
     return "exempt" if f.exempt and f.result.dlc else f.result.verdict
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def container_label(o: ObjectResult, f: Finding) -> str:
+    """The container's name, with where it sits when the object has several of that name
+    (a PyTorchJob's Master and Worker both call theirs ``pytorch``)."""
+    same = [x for x in o.judgement.findings if x.container.name == f.container.name]
+    if len(same) < 2:
+        return f.container.name
+    return f"{f.container.name} ({f.container.path.rsplit('.', 1)[0]})"
+
+
 def summary_line(res: ScanResult) -> str:
     counts = res.counts()
     parts = [f"{counts[v]} {v}" for v in VERDICT_ORDER if counts.get(v)]
     images = sum(counts.values())
-    text = f"{images} images in {len(res.objects)} workloads from {len(res.sources)} sources"
+    text = f"{_n(images, 'image')} in {_n(len(res.objects), 'workload')} from {_n(len(res.sources), 'source')}"
     if parts:
         text += ": " + ", ".join(parts)
     if res.errors:
@@ -68,7 +81,7 @@ def render_table(res: ScanResult, out: TextIO, colour: bool, fail_on: str) -> No
             label = _label(f)
             r = f.result
             what = f"{r.framework} {r.version}" if r.framework and r.version else (r.framework or "")
-            line = f"    {paint(label.ljust(width), label)}  {f.container.name}: {r.image}"
+            line = f"    {paint(label.ljust(width), label)}  {container_label(o, f)}: {r.image}"
             out.write(line + "\n")
             detail = f.exempt if f.exempt else r.summary
             out.write(f"    {'':{width}}  {what + ' — ' if what else ''}{detail}\n")
@@ -85,10 +98,7 @@ def _finding_dict(o: ObjectResult, f: Finding) -> dict[str, Any]:
     d = o.document
     j = o.judgement
     return {
-        "source": d.source,
-        "document": d.index,
-        "item": d.item,
-        "line": o.line_of(f),
+        "location": {"source": d.source, "document": d.index, "item": d.item, "line": o.line_of(f)},
         "kind": j.kind,
         "namespace": j.namespace,
         "name": j.name,
@@ -246,7 +256,7 @@ def render_junit(res: ScanResult, out: TextIO, colour: bool, fail_on: str) -> No
         s = suite(o.document.source)
         st = stats[o.document.source]
         st["tests"] += 1
-        case = ET.SubElement(s, "testcase", classname=o.ref, name=f"{f.container.name}: {r.image}")
+        case = ET.SubElement(s, "testcase", classname=o.ref, name=f"{container_label(o, f)}: {r.image}")
         if f.exempt:
             st["skipped"] += 1
             ET.SubElement(case, "skipped", message=f"exempt: {f.exempt}")

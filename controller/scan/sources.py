@@ -122,8 +122,8 @@ def _yaml_documents(source: str, text: str) -> tuple[list[Document], list[Source
     index = 0
     try:
         while loader.check_node():
-            node = loader.get_node()
             index += 1
+            node = loader.get_node()
             if node is None:
                 continue
             obj = loader.construct_document(node)
@@ -142,7 +142,7 @@ def _yaml_documents(source: str, text: str) -> tuple[list[Document], list[Source
         errors.append(
             SourceError(
                 source,
-                f"invalid YAML in document {index or 1}: {problem}"
+                f"invalid YAML in document {max(index, 1)}: {problem}"
                 + (f" (column {mark.column + 1})" if mark is not None else ""),
                 mark.line + 1 if mark is not None else None,
             )

@@ -14,6 +14,7 @@ import logging
 import os
 import ssl
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,9 @@ class WebhookSettings:
     """The controller's own namespace: exempt by default."""
     as_of: dt.date | None = None
     """Fixed evaluation date (tests, reproducible runs); default today, UTC."""
+    watch_namespaces: bool = False
+    """Watch namespaces through the API (kubeconfig or in-cluster) for namespaceSelector exemptions."""
+    kubeconfig: str | None = None
 
 
 class State:
@@ -58,6 +62,7 @@ class State:
         self.policy: Policy | None = None
         self.engine: Engine | None = None
         self.mtimes: dict[str, float] = {}
+        self.namespace_labels: Callable[[str], Mapping[str, str] | None] | None = None
         self.metrics = Metrics(registry)
 
     def today(self) -> dt.date:
@@ -142,15 +147,12 @@ async def _review(request: web.Request, mutate: bool) -> web.Response:
         return web.json_response({"error": "not ready"}, status=503)
     try:
         body = await _read_json(request)
-        d = decide(body, state.engine, state.policy, state.today())
+        d = decide(body, state.engine, state.policy, state.today(), state.namespace_labels)
         if mutate:
             # the mutating endpoint never denies: it records verdicts as annotations
             d.allowed, d.message, d.warnings = True, None, []
-            dry = bool(body["request"].get("dryRun"))
             ops = annotation_patch(body, d)
             d.patch = ops if ops else None
-            if dry:
-                d.audit["dryRun"] = "true"
         doc = response(d)
     except BadReview as exc:
         state.metrics.bad.inc()
@@ -264,10 +266,15 @@ def make_ssl_context(cert: str, key: str) -> ssl.SSLContext:
 
 
 def make_app(
-    settings: WebhookSettings, registry: CollectorRegistry | None = None, ssl_context: ssl.SSLContext | None = None
+    settings: WebhookSettings,
+    registry: CollectorRegistry | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    namespace_labels: Callable[[str], Mapping[str, str] | None] | None = None,
 ) -> web.Application:
+    """The application; ``namespace_labels`` answers namespaceSelector exemptions (else unknown)."""
     app = web.Application(client_max_size=settings.max_body, middlewares=[errors])
     state = State(settings, registry or CollectorRegistry())
+    state.namespace_labels = namespace_labels
     state.load()
     app[STATE] = state
     if ssl_context is not None:
@@ -285,7 +292,14 @@ def serve(settings: WebhookSettings) -> None:
     if not settings.tls_cert or not settings.tls_key:
         raise ValueError("--tls-cert and --tls-key are required")
     ctx = make_ssl_context(settings.tls_cert, settings.tls_key)
-    app = make_app(settings, ssl_context=ctx)
+    labels = None
+    if settings.watch_namespaces:
+        from controller.kube.client import connect_api
+        from controller.kube.namespaces import NamespaceLabels
+
+        labels = NamespaceLabels()
+        labels.start(connect_api(settings.kubeconfig))
+    app = make_app(settings, ssl_context=ctx, namespace_labels=labels)
     log.info("dlc-guard webhook listening on https://%s:%d", settings.host, settings.port)
     # run_app handles SIGTERM/SIGINT: it stops accepting and waits for in-flight reviews
     web.run_app(
