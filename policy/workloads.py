@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 __all__ = ["BUILTIN_KINDS", "DEFAULT_CUSTOM_KINDS", "Container", "containers_of", "pod_spec_paths"]
@@ -60,36 +61,50 @@ def pod_spec_paths(kind: str, custom: Mapping[str, tuple[str, ...]] | None = Non
     return table.get(kind)
 
 
-def _walk(node: Any, parts: list[str], at: str) -> Iterator[tuple[str, Any]]:
-    if not parts:
+@lru_cache(maxsize=512)
+def _split(path: str) -> tuple[str, ...]:
+    return tuple(path.split("."))
+
+
+def _is_map(node: Any) -> bool:
+    return type(node) is dict or isinstance(node, Mapping)  # the exact-type test first: it is the common case
+
+
+def _walk(node: Any, parts: tuple[str, ...], i: int, at: str) -> Iterator[tuple[str, Any]]:
+    if i == len(parts):
         yield at, node
         return
-    head, rest = parts[0], parts[1:]
+    head = parts[i]
     if head == "*":
-        if isinstance(node, Mapping):
+        if _is_map(node):
             for key, value in node.items():
-                yield from _walk(value, rest, f"{at}.{key}" if at else str(key))
-        elif isinstance(node, list):
-            for i, value in enumerate(node):
-                yield from _walk(value, rest, f"{at}[{i}]")
+                yield from _walk(value, parts, i + 1, f"{at}.{key}" if at else str(key))
+        elif type(node) is list:
+            for n, value in enumerate(node):
+                yield from _walk(value, parts, i + 1, f"{at}[{n}]")
         return
-    if isinstance(node, Mapping) and head in node:
-        yield from _walk(node[head], rest, f"{at}.{head}" if at else head)
+    if _is_map(node) and head in node:
+        yield from _walk(node[head], parts, i + 1, f"{at}.{head}" if at else head)
 
 
 def containers_of(obj: Mapping[str, Any], paths: tuple[str, ...]) -> list[Container]:
     """Every container image of ``obj`` at ``paths``; malformed parts are skipped, not fatal."""
     out: list[Container] = []
     for path in paths:
-        for at, spec in _walk(obj, path.split("."), ""):
-            if not isinstance(spec, Mapping):
+        for at, spec in _walk(obj, _split(path), 0, ""):
+            if not _is_map(spec):
                 continue
             for fld in CONTAINER_FIELDS:
                 items = spec.get(fld)
-                if not isinstance(items, list):
+                if type(items) is not list:
                     continue
                 for i, c in enumerate(items):
-                    if isinstance(c, Mapping) and isinstance(c.get("image"), str):
-                        name = c.get("name") if isinstance(c.get("name"), str) else f"#{i}"
-                        out.append(Container(fld, str(name), c["image"], f"{at}.{fld}[{i}].image"))
+                    if type(c) is not dict and not isinstance(c, Mapping):
+                        continue
+                    image = c.get("image")
+                    if type(image) is str:
+                        name = c.get("name")
+                        out.append(
+                            Container(fld, name if type(name) is str else f"#{i}", image, f"{at}.{fld}[{i}].image")
+                        )
     return out

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from controller.kube.namespaces import NamespaceLabels
-from controller.webhook.server import WebhookSettings, make_app, make_ssl_context
+from controller.webhook.server import STATE, WebhookSettings, make_app, make_ssl_context
 
 from .tls import write_cert
 
@@ -523,6 +523,7 @@ def test_cli_webhook_process_serves_and_stops_on_sigterm(tmp_path: Path) -> None
             str(key),
             "--mode",
             "enforce",
+            "--log-denies",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -612,3 +613,20 @@ async def test_dry_run_is_judged_and_marked(server: Server) -> None:
     _, body = await post(server, sent, "/mutate")
     resp = check_response(body, sent)
     assert resp["allowed"] is True and resp["auditAnnotations"]["dryRun"] == "true" and resp["patch"]
+
+
+async def test_repeated_reviews_are_answered_from_the_decision_cache(server: Server) -> None:
+    cache = server.app[STATE].decisions
+    first = review(pod([OLD, NEW]))
+    _, a = await post(server, first)
+    again = review(pod([OLD, NEW]))  # the same object from another replica: a new uid
+    _, b = await post(server, again)
+    assert cache.hits >= 1
+    assert b["response"]["uid"] == again["request"]["uid"] != a["response"]["uid"]
+    assert {k: v for k, v in a["response"].items() if k != "uid"} == {
+        k: v for k, v in b["response"].items() if k != "uid"
+    }
+    other_ns = review(pod([OLD, NEW]), namespace="kube-system")  # a different key: not a hit
+    hits = cache.hits
+    _, c = await post(server, other_ns)
+    assert cache.hits == hits and c["response"]["allowed"] is True

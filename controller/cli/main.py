@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("POD_NAMESPACE"),
         help="the controller's own namespace (exempt); default $POD_NAMESPACE",
     )
+    wh.add_argument("--log-denies", action="store_true", help="log every deny and warn decision (JSON lines)")
     wh.add_argument(
         "--watch-namespaces",
         action="store_true",
@@ -216,6 +217,7 @@ def cmd_webhook(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr:
         warn_days=args.warn_days,
         namespace=args.namespace,
         watch_namespaces=args.watch_namespaces,
+        log_denies=args.log_denies,
         kubeconfig=args.kubeconfig,
     )
     serve(settings)

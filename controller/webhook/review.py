@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from controller import jsonio
 from policy.evaluate import RANK, Engine
-from policy.judge import Finding, judge_object
+from policy.judge import Finding, judge_object, labels_of
 from policy.policy import Policy
+from policy.workloads import Container, containers_of, pod_spec_paths
 
 WARNING_MAX = 256
 WARNINGS_TOTAL_MAX = 4000
@@ -62,34 +63,106 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+class DecisionCache:
+    """Recent decisions by everything they depend on, for the replicas and rollouts that send
+    the same pod template many times. Bound to one engine and policy: a reload empties it."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._owner: tuple[int, int] = (0, 0)
+        self._entries: dict[Hashable, Decision] = {}
+        self.hits = 0
+
+    def get(self, engine: Engine, policy: Policy, key: Hashable) -> Decision | None:
+        owner = (id(engine), id(policy))
+        if owner != self._owner:
+            self._owner, self._entries = owner, {}
+            return None
+        hit = self._entries.get(key)
+        if hit is not None:
+            self.hits += 1
+        return hit
+
+    def put(self, key: Hashable, d: Decision) -> None:
+        if len(self._entries) >= self.size:
+            del self._entries[next(iter(self._entries))]  # oldest first: dicts keep insertion order
+        self._entries[key] = d
+
+
+def _labels_key(obj: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(labels_of(obj).items()))
+
+
 def decide(
     body: Any,
     engine: Engine,
     policy: Policy,
     today: dt.date,
     namespace_labels: Callable[[str], Mapping[str, str] | None] | None = None,
+    cache: DecisionCache | None = None,
 ) -> Decision:
     """Decide one review. ``namespace_labels(ns)`` gives a namespace's labels when known."""
     req = _req(body)
-    d = Decision(uid=req["uid"], dry_run=req.get("dryRun") is True)
+    uid, dry_run = req["uid"], req.get("dryRun") is True
     operation = req.get("operation")
     kind = (req.get("kind") or {}).get("kind") if isinstance(req.get("kind"), Mapping) else None
     obj = req.get("object")
     namespace = str(req.get("namespace") or "")
     if operation not in ("CREATE", "UPDATE") or not isinstance(obj, Mapping) or not kind:
-        d.decision = "skip"
-        return d
+        return Decision(uid=uid, dry_run=dry_run, decision="skip")
+    paths = pod_spec_paths(str(kind), policy.custom_kinds)
+    if paths is None:
+        return Decision(uid=uid, dry_run=dry_run, decision="skip")
     old = req.get("oldObject")
+    old = old if operation == "UPDATE" and isinstance(old, Mapping) else None
     ns_labels = namespace_labels(namespace) if namespace_labels and policy.needs_namespace_labels else None
+    containers = containers_of(obj, paths)
+    key: Hashable = None
+    if cache is not None:
+        key = (
+            kind,
+            operation,
+            namespace,
+            dry_run,
+            tuple(containers),
+            _labels_key(obj),
+            frozenset(c.image for c in containers_of(old, paths)) if old is not None else None,
+            tuple(sorted(ns_labels.items())) if ns_labels is not None else None,
+            today,
+        )
+        hit = cache.get(engine, policy, key)
+        if hit is not None:
+            return replace(hit, uid=uid)
+    d = _decide(obj, str(kind), namespace, dry_run, old, ns_labels, containers, engine, policy, today)
+    d.uid = uid
+    if cache is not None:
+        cache.put(key, d)
+    return d
+
+
+def _decide(
+    obj: Mapping[str, Any],
+    kind: str,
+    namespace: str,
+    dry_run: bool,
+    old: Mapping[str, Any] | None,
+    ns_labels: Mapping[str, str] | None,
+    containers: list[Container],
+    engine: Engine,
+    policy: Policy,
+    today: dt.date,
+) -> Decision:
+    d = Decision(uid="", dry_run=dry_run)
     j = judge_object(
         obj,
         engine,
         policy,
         today,
-        kind=str(kind),
+        kind=kind,
         namespace=namespace,
         namespace_labels=ns_labels,
-        old=old if operation == "UPDATE" and isinstance(old, Mapping) else None,
+        old=old,
+        containers=containers,
     )
     if j is None:
         d.decision = "skip"
@@ -109,9 +182,7 @@ def decide(
     deny = [f for f in judged if f.exempt is None and not f.preexisting and f.result.reaches(settings.deny_level)]
     warn = [f for f in judged if f.exempt is None and f.result.reaches(settings.warn_level)]
     d.audit["verdict"] = d.worst
-    d.audit["images"] = _short(
-        json.dumps({f.container.name: f.result.verdict for f in judged}, separators=(",", ":")), 2000
-    )
+    d.audit["images"] = _short(jsonio.dumps({f.container.name: f.result.verdict for f in judged}).decode(), 2000)
     exempted = [f for f in judged if f.exempt]
     if exempted:
         d.audit["exempted"] = _short(", ".join(f"{f.container.name} ({f.exempt})" for f in exempted), 500)
@@ -160,7 +231,7 @@ def response(d: Decision) -> dict[str, Any]:
         resp["auditAnnotations"] = d.audit
     if d.patch is not None:
         resp["patchType"] = "JSONPatch"
-        resp["patch"] = base64.b64encode(json.dumps(d.patch).encode()).decode()
+        resp["patch"] = base64.b64encode(jsonio.dumps(d.patch)).decode()
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp}
 
 
@@ -174,9 +245,7 @@ def annotation_patch(body: Any, d: Decision) -> list[dict[str, Any]]:
         return []
     values = {
         f"{ANNOTATION_PREFIX}verdict": d.worst or "supported",
-        f"{ANNOTATION_PREFIX}images": json.dumps(
-            {f.container.name: f.result.verdict for f in judged}, separators=(",", ":")
-        ),
+        f"{ANNOTATION_PREFIX}images": jsonio.dumps({f.container.name: f.result.verdict for f in judged}).decode(),
     }
     nxt = [f.result.next_change for f in judged if f.result.next_change]
     if nxt:

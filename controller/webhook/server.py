@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
+import gc
 import logging
 import os
 import ssl
@@ -22,8 +22,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from controller import jsonio
 from controller.policyfile import load_policy_file
-from controller.webhook.review import BadReview, annotation_patch, decide, response
+from controller.webhook.review import BadReview, Decision, DecisionCache, annotation_patch, decide, response
 from policy.catalog import Catalog, CatalogError, default_catalog, load_catalog_file
 from policy.evaluate import Engine
 from policy.policy import Policy, PolicyError
@@ -48,6 +49,9 @@ class WebhookSettings:
     """The controller's own namespace: exempt by default."""
     as_of: dt.date | None = None
     """Fixed evaluation date (tests, reproducible runs); default today, UTC."""
+    log_denies: bool = False
+    """Log every deny and warn decision at INFO (the API server's audit log has them either way,
+    through ``auditAnnotations``)."""
     watch_namespaces: bool = False
     """Watch namespaces through the API (kubeconfig or in-cluster) for namespaceSelector exemptions."""
     kubeconfig: str | None = None
@@ -63,6 +67,7 @@ class State:
         self.engine: Engine | None = None
         self.mtimes: dict[str, float] = {}
         self.namespace_labels: Callable[[str], Mapping[str, str] | None] | None = None
+        self.decisions = DecisionCache()
         self.metrics = Metrics(registry)
 
     def today(self) -> dt.date:
@@ -122,6 +127,22 @@ class Metrics:
         self.reloads = Counter(
             "dlcguard_reloads_total", "Reloads of watched files", ["what", "result"], registry=registry
         )
+        self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
+        self._verdicts: dict[str, Any] = {}
+
+    def observe(self, endpoint: str, kind: str, operation: str, d: Decision, seconds: float) -> None:
+        """Count one review; labelled children are looked up once and kept (``labels()`` is slow)."""
+        key = (endpoint, kind, operation, d.decision)
+        pair = self._children.get(key)
+        if pair is None:
+            pair = self._children[key] = (self.requests.labels(*key), self.latency.labels(*key))
+        pair[0].inc()
+        pair[1].observe(seconds)
+        for f in d.findings:
+            child = self._verdicts.get(f.result.verdict)
+            if child is None:
+                child = self._verdicts[f.result.verdict] = self.verdicts.labels(f.result.verdict)
+            child.inc()
 
 
 STATE = web.AppKey("state", State)
@@ -134,8 +155,8 @@ async def _read_json(request: web.Request) -> Any:
         )
     raw = await request.read()
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return jsonio.loads(raw)
+    except jsonio.JSONDecodeError as exc:
         raise BadReview(f"body is not JSON: {exc}") from exc
 
 
@@ -147,7 +168,7 @@ async def _review(request: web.Request, mutate: bool) -> web.Response:
         return web.json_response({"error": "not ready"}, status=503)
     try:
         body = await _read_json(request)
-        d = decide(body, state.engine, state.policy, state.today(), state.namespace_labels)
+        d = decide(body, state.engine, state.policy, state.today(), state.namespace_labels, state.decisions)
         if mutate:
             # the mutating endpoint never denies: it records verdicts as annotations
             d.allowed, d.message, d.warnings = True, None, []
@@ -161,12 +182,10 @@ async def _review(request: web.Request, mutate: bool) -> web.Response:
     req = body["request"]
     kind = str((req.get("kind") or {}).get("kind", "")) if isinstance(req.get("kind"), dict) else ""
     op = str(req.get("operation", ""))
-    for f in d.findings:
-        state.metrics.verdicts.labels(f.result.verdict).inc()
-    state.metrics.requests.labels(endpoint, kind, op, d.decision).inc()
-    state.metrics.latency.labels(endpoint, kind, op, d.decision).observe(time.perf_counter() - started)
-    if d.decision in ("deny", "warn"):
-        log.info(
+    state.metrics.observe(endpoint, kind, op, d, time.perf_counter() - started)
+    if d.decision in ("deny", "warn") and (state.settings.log_denies or log.isEnabledFor(logging.DEBUG)):
+        log.log(
+            logging.INFO if state.settings.log_denies else logging.DEBUG,
             "admission %s",
             d.decision,
             extra={
@@ -178,15 +197,26 @@ async def _review(request: web.Request, mutate: bool) -> web.Response:
                 "dryRun": bool(req.get("dryRun")),
             },
         )
-    return web.json_response(doc)
+    return web.Response(body=jsonio.dumps(doc), content_type="application/json")
+
+
+async def _guarded(request: web.Request, mutate: bool) -> web.Response:
+    # a try block rather than a middleware: middlewares cost every request a few wrappers
+    try:
+        return await _review(request, mutate)
+    except web.HTTPException:
+        raise
+    except Exception:  # never a crash: log it, answer 500 with no detail
+        log.exception("unexpected error")
+        return web.json_response({"error": "internal error"}, status=500)
 
 
 async def validate(request: web.Request) -> web.Response:
-    return await _review(request, mutate=False)
+    return await _guarded(request, mutate=False)
 
 
 async def mutate(request: web.Request) -> web.Response:
-    return await _review(request, mutate=True)
+    return await _guarded(request, mutate=True)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -203,18 +233,6 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     data = generate_latest(request.app[STATE].metrics.registry)
     return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-@web.middleware
-async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    try:
-        resp: web.StreamResponse = await handler(request)
-        return resp
-    except web.HTTPException:
-        raise
-    except Exception:  # never a crash: log it, answer 500 with no detail
-        log.exception("unexpected error")
-        return web.json_response({"error": "internal error"}, status=500)
 
 
 async def _watch(app: web.Application) -> None:
@@ -272,7 +290,7 @@ def make_app(
     namespace_labels: Callable[[str], Mapping[str, str] | None] | None = None,
 ) -> web.Application:
     """The application; ``namespace_labels`` answers namespaceSelector exemptions (else unknown)."""
-    app = web.Application(client_max_size=settings.max_body, middlewares=[errors])
+    app = web.Application(client_max_size=settings.max_body)
     state = State(settings, registry or CollectorRegistry())
     state.namespace_labels = namespace_labels
     state.load()
@@ -300,6 +318,9 @@ def serve(settings: WebhookSettings) -> None:
         labels = NamespaceLabels()
         labels.start(connect_api(settings.kubeconfig))
     app = make_app(settings, ssl_context=ctx, namespace_labels=labels)
+    # the catalog and its indexes are long-lived: keep them out of every garbage collection
+    gc.collect()
+    gc.freeze()
     log.info("dlc-guard webhook listening on https://%s:%d", settings.host, settings.port)
     # run_app handles SIGTERM/SIGINT: it stops accepting and waits for in-flight reviews
     web.run_app(
