@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 UPSTREAM ?= ../shared/dlc-data/upstream
 
-.PHONY: all setup tools run test lint typecheck unit catalog bench clean
+.PHONY: all setup tools run test lint typecheck unit catalog bench bench-quick clean
 
 # Real tools built from their Go modules (tools/*/go.mod pins each one); caches stay in .tools.
 TOOLS  := $(CURDIR)/.tools
@@ -13,6 +13,7 @@ GOENV  := GOMODCACHE=$(TOOLS)/go/mod GOCACHE=$(TOOLS)/go/cache GOFLAGS=-modcache
 HELM   := $(TOOLS)/bin/helm
 ETCD   := $(TOOLS)/bin/etcd
 KUBE_APISERVER := $(TOOLS)/bin/kube-apiserver
+VEGETA := $(TOOLS)/bin/vegeta
 KUBE_VERSION := $(shell awk '$$1=="k8s.io/kubernetes" {sub(/^v/, "", $$2); print $$2}' tools/kube/go.mod)
 KUBE_LDFLAGS := $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
 	-X $(p).gitVersion=v$(KUBE_VERSION) -X $(p).gitMajor=$(word 1,$(subst ., ,$(KUBE_VERSION))) \
@@ -61,9 +62,15 @@ unit: $(STAMP)
 catalog: $(STAMP)
 	$(PY) scripts/build_catalog.py $(UPSTREAM) policy/data/catalog.json
 
-## bench: measure resolve+evaluate throughput
-bench: $(STAMP)
+## bench: every benchmark (resolve, webhook vs floor, 50k-pod scan); bench-quick for a short run
+bench: $(STAMP) $(VEGETA)
 	$(PY) -m bench
+
+bench-quick: $(STAMP) $(VEGETA)
+	$(PY) -m bench --quick --json
+
+$(VEGETA): tools/vegeta/go.mod tools/vegeta/go.sum
+	cd tools/vegeta && $(GOENV) go build -trimpath -o $@ github.com/tsenart/vegeta/v12
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

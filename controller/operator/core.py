@@ -1,0 +1,186 @@
+"""The operator's logic without the cluster: what to record, annotate and announce.
+
+``Core.observe(obj)`` takes a watched object (Pod or workload) and returns a :class:`Change`:
+whether the namespace's PolicyReport changed, the annotations the object should carry, and
+the Event to emit when the workload has just become unsupported or expiring. The kopf
+handlers in :mod:`controller.operator.handlers` only carry these out. ``Core.reevaluate``
+re-judges everything it tracks (a new day, a new catalog, a new policy).
+
+Restart safety: the previous verdict of a workload is read from its own annotation, so a
+restarted operator neither repeats Events nor loses transitions; PolicyReports are written
+whole per namespace under a fixed name, so a rewrite never duplicates anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from policy.evaluate import Engine
+from policy.judge import Judgement, judge_object
+from policy.policy import Policy
+from policy.report import ReportBook, WorkloadRef, results_for
+from policy.workloads import BUILTIN_KINDS, Container, containers_of, pod_spec_paths
+
+__all__ = ["ANNOTATION_NEXT", "ANNOTATION_VERDICT", "Change", "Core", "Event"]
+
+ANNOTATION_VERDICT = "dlc-guard.io/verdict"
+ANNOTATION_NEXT = "dlc-guard.io/next-change"
+ANNOTATION_IMAGES = "dlc-guard.io/unsupported-images"
+ANNOUNCED = ("unsupported", "expiring")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: str
+    reason: str
+    message: str
+
+
+@dataclass(slots=True)
+class Change:
+    ref: WorkloadRef
+    report_changed: bool = False
+    annotations: dict[str, str | None] | None = None
+    """Annotations to set (``None`` values remove); ``None`` when nothing to write."""
+    event: Event | None = None
+
+
+@dataclass(slots=True)
+class Tracked:
+    ref: WorkloadRef
+    labels: dict[str, str]
+    containers: list[Container]
+    annotations: dict[str, str] = field(default_factory=dict)
+    """The dlc-guard annotations the object carries (as last seen or written)."""
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def controlled_by(obj: Mapping[str, Any], kinds: Iterable[str]) -> bool:
+    """Whether a controller of a watched kind owns the object (its owner is judged instead)."""
+    wanted = set(kinds)
+    refs = _meta(obj).get("ownerReferences") or []
+    return any(isinstance(r, Mapping) and r.get("controller") and r.get("kind") in wanted for r in refs)
+
+
+class Core:
+    def __init__(
+        self,
+        engine: Engine,
+        policy: Policy,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.policy = policy
+        self.clock = clock
+        self.book = ReportBook()
+        self.tracked: dict[tuple[str, str, str], Tracked] = {}
+
+    @property
+    def today(self) -> dt.date:
+        return self.engine.as_of
+
+    @property
+    def kinds(self) -> list[str]:
+        return [*BUILTIN_KINDS, *self.policy.custom_kinds]
+
+    def observe(self, obj: Mapping[str, Any], api_version: str | None = None) -> Change | None:
+        """A watched object was added or modified; ``None`` when it is not dlc-guard's to judge."""
+        kind = str(obj.get("kind") or "")
+        paths = pod_spec_paths(kind, self.policy.custom_kinds)
+        meta = _meta(obj)
+        name = str(meta.get("name") or "")
+        if paths is None or not name or controlled_by(obj, self.kinds):
+            return None
+        ref = WorkloadRef(
+            api_version or str(obj.get("apiVersion") or ""),
+            kind,
+            str(meta.get("namespace") or ""),
+            name,
+            str(meta.get("uid") or ""),
+        )
+        raw_labels = meta.get("labels") or {}
+        raw_ann = meta.get("annotations") or {}
+        t = Tracked(
+            ref,
+            {str(k): str(v) for k, v in raw_labels.items()} if isinstance(raw_labels, Mapping) else {},
+            containers_of(obj, paths),
+            {
+                k: str(v)
+                for k, v in (raw_ann.items() if isinstance(raw_ann, Mapping) else ())
+                if k in (ANNOTATION_VERDICT, ANNOTATION_NEXT, ANNOTATION_IMAGES)
+            },
+        )
+        self.tracked[(ref.namespace, kind, name)] = t
+        return self._judge(t)
+
+    def forget(self, kind: str, namespace: str, name: str) -> bool:
+        """A watched object was deleted; returns whether its namespace's report changed."""
+        self.tracked.pop((namespace, kind, name), None)
+        return self.book.remove(namespace, kind, name)
+
+    def reevaluate(self, engine: Engine | None = None, policy: Policy | None = None) -> list[Change]:
+        """Judge everything again (a new date, catalog or policy); the changes that need writing."""
+        if engine is not None:
+            self.engine = engine
+        if policy is not None:
+            self.policy = policy
+        out = []
+        for t in list(self.tracked.values()):
+            if pod_spec_paths(t.ref.kind, self.policy.custom_kinds) is None:
+                continue
+            c = self._judge(t)
+            if c.report_changed or c.annotations or c.event:
+                out.append(c)
+        return out
+
+    def judgement(self, t: Tracked) -> Judgement | None:
+        obj = {"kind": t.ref.kind, "metadata": {"name": t.ref.name, "labels": t.labels}}
+        return judge_object(
+            obj, self.engine, self.policy, self.today, namespace=t.ref.namespace, containers=t.containers
+        )
+
+    def _judge(self, t: Tracked) -> Change:
+        j = self.judgement(t)
+        change = Change(t.ref)
+        if j is None:
+            return change
+        results = [] if j.exempt_namespace else results_for(j, t.ref, int(self.clock()))
+        change.report_changed = self.book.put(t.ref, results)
+        worst = j.worst
+        wanted: dict[str, str] = {}
+        if worst is not None and not j.exempt_namespace:
+            wanted[ANNOTATION_VERDICT] = worst.verdict
+            nxt = j.next_change
+            if nxt is not None:
+                wanted[ANNOTATION_NEXT] = nxt.isoformat()
+            bad = sorted(
+                {f.container.name for f in j.findings if f.exempt is None and f.result.verdict == "unsupported"}
+            )
+            if bad:
+                wanted[ANNOTATION_IMAGES] = ",".join(bad)
+        if wanted != t.annotations:
+            change.annotations = {k: wanted.get(k) for k in {*wanted, *t.annotations}}
+            previous = t.annotations.get(ANNOTATION_VERDICT)
+            now = wanted.get(ANNOTATION_VERDICT)
+            if now in ANNOUNCED and now != previous and worst is not None:
+                change.event = Event(
+                    "Warning", "DLCImageUnsupported" if now == "unsupported" else "DLCImageExpiring", ""
+                )
+                culprits = [f for f in j.findings if f.exempt is None and f.result.verdict == now]
+                first = culprits[0] if culprits else None
+                msg = f"{t.ref.kind} {t.ref.name} is now {now}"
+                if first is not None:
+                    msg += f": container {first.container.name!r} image {first.result.image}: {first.result.summary}"
+                    if first.result.recommendation:
+                        msg += f"; use {first.result.recommendation}"
+                change.event = Event("Warning", change.event.reason, msg[:1000])
+            t.annotations = wanted
+        return change

@@ -1,0 +1,132 @@
+"""The operator's logic without a cluster: reports, annotations, Events, time passing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from controller.operator.core import ANNOTATION_NEXT, ANNOTATION_VERDICT, Core
+from policy.catalog import default_catalog
+from policy.evaluate import Engine
+from policy.policy import load_policy
+from policy.report import ReportBook
+
+ECR = "763104351884.dkr.ecr.us-west-2.amazonaws.com"
+OLD = f"{ECR}/pytorch-training:2.6.0-gpu-py312-cu126-ubuntu22.04-ec2"
+SOON = f"{ECR}/pytorch-training:2.10-gpu-py313-ec2"  # EOP 2027-01-21
+NEW = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch:2.13.0-cu133-amzn2023"
+TODAY = dt.date(2026, 11, 23)
+
+
+def core(today: dt.date = TODAY, policy: dict[str, Any] | None = None) -> Core:
+    return Core(Engine(default_catalog(), today), load_policy(policy or {}), clock=lambda: 1_795_000_000.0)
+
+
+def deployment(name: str, *images: str, ns: str = "ml", annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns, "uid": f"uid-{name}", "annotations": annotations or {}},
+        "spec": {"template": {"spec": {"containers": [{"name": f"c{i}", "image": im} for i, im in enumerate(images)]}}},
+    }
+
+
+def test_report_results_summary_and_properties() -> None:
+    c = core()
+    change = c.observe(deployment("train", OLD, "nginx"))
+    assert change is not None and change.report_changed
+    doc = c.book.document("ml")
+    assert doc["apiVersion"] == "wgpolicyk8s.io/v1alpha2" and doc["kind"] == "PolicyReport"
+    assert doc["metadata"] == {
+        "name": "dlc-guard",
+        "namespace": "ml",
+        "labels": {"app.kubernetes.io/managed-by": "dlc-guard", "dlcguard.io/report": "true"},
+    }
+    (result,) = doc["results"]  # the non-DLC image is not reported
+    assert result["policy"] == "dlc-support-policy" and result["rule"] == "EOP_PASSED"
+    assert (result["result"], result["severity"], result["source"]) == ("fail", "high", "dlc-guard")
+    assert result["resources"] == [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "train", "namespace": "ml", "uid": "uid-train"}
+    ]
+    props = result["properties"]
+    assert props["framework"] == "PyTorch" and props["version"] == "2.6.0" and props["eop"] == "2026-01-29"
+    assert props["recommendation"].startswith(f"{ECR}/pytorch-training:2.10")
+    assert all(isinstance(v, str) for v in props.values())
+    assert doc["summary"] == {"pass": 0, "fail": 1, "warn": 0, "error": 0, "skip": 0}
+    c.observe(deployment("serve", NEW, SOON))
+    assert c.book.document("ml")["summary"] == {"pass": 2, "fail": 1, "warn": 0, "error": 0, "skip": 0}
+
+
+def test_unchanged_objects_do_not_rewrite_reports_and_deleted_ones_leave() -> None:
+    c = core()
+    first = c.observe(deployment("train", OLD))
+    assert first is not None and first.report_changed
+    again = c.observe(deployment("train", OLD, annotations={ANNOTATION_VERDICT: "unsupported", ANNOTATION_NEXT: "x"}))
+    assert again is not None and not again.report_changed
+    assert c.forget("Deployment", "ml", "train") is True
+    assert c.book.document("ml")["results"] == []
+    assert c.forget("Deployment", "ml", "train") is False
+
+
+def test_annotations_and_one_event_per_transition() -> None:
+    c = core()
+    change = c.observe(deployment("train", SOON))
+    assert change is not None
+    assert change.annotations == {ANNOTATION_VERDICT: "expiring", ANNOTATION_NEXT: "2027-01-22"}  # EOP is inclusive
+    assert change.event is not None and change.event.reason == "DLCImageExpiring"
+    assert "2027-01-21" in change.event.message
+    # the object now carries the annotations: observing it again announces nothing
+    annotated = deployment("train", SOON, annotations={k: v for k, v in change.annotations.items() if v})
+    again = c.observe(annotated)
+    assert again is not None and again.event is None and again.annotations is None
+    # time passes: the EOP arrives, the verdict moves, one Event says so
+    (moved,) = c.reevaluate(Engine(default_catalog(), dt.date(2027, 1, 22)))
+    assert moved.report_changed
+    assert moved.annotations is not None and moved.annotations[ANNOTATION_VERDICT] == "unsupported"
+    assert moved.event is not None and moved.event.reason == "DLCImageUnsupported"
+    assert c.book.document("ml")["results"][0]["result"] == "fail"
+    assert c.reevaluate(Engine(default_catalog(), dt.date(2027, 1, 23))) == []  # nothing new: nothing to write
+
+
+def test_restart_reads_the_previous_verdict_from_the_object() -> None:
+    c = core()
+    annotated = deployment("train", OLD, annotations={ANNOTATION_VERDICT: "unsupported", ANNOTATION_NEXT: "2026-01-29"})
+    change = c.observe(annotated)
+    assert change is not None and change.event is None  # announced before the restart
+
+
+def test_owned_pods_are_left_to_their_owner_and_bare_pods_are_judged() -> None:
+    c = core()
+    owned = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "train-abc",
+            "namespace": "ml",
+            "ownerReferences": [{"kind": "ReplicaSet", "name": "train-5d", "controller": True}],
+        },
+        "spec": {"containers": [{"name": "c", "image": OLD}]},
+    }
+    assert c.observe(owned) is None
+    bare = {**owned, "metadata": {"name": "debug", "namespace": "ml"}}
+    change = c.observe(bare)
+    assert change is not None and change.ref.kind == "Pod" and change.report_changed
+    assert c.observe({"kind": "ConfigMap", "metadata": {"name": "x"}}) is None
+
+
+def test_policy_exemptions_become_skip_and_exempt_namespaces_leave_no_results() -> None:
+    c = core(policy={"exemptions": [{"images": ["*pytorch-training:2.6*"], "reason": "ML-9"}]})
+    c.observe(deployment("train", OLD))
+    (result,) = c.book.document("ml")["results"]
+    assert result["result"] == "skip" and result["properties"]["exemption"] == "ML-9"
+    c.observe(deployment("sys", OLD, ns="kube-system"))
+    assert c.book.document("kube-system")["results"] == []
+    changes = c.reevaluate(policy=load_policy({"denyLevel": "expiring"}))
+    assert any(ch.report_changed for ch in changes)
+    assert c.book.document("ml")["results"][0]["result"] == "fail"
+
+
+def test_report_book_cluster_scope() -> None:
+    book = ReportBook()
+    assert book.document("")["kind"] == "ClusterPolicyReport"
+    assert "namespace" not in book.document("")["metadata"]
