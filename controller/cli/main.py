@@ -130,6 +130,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     wh.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig for --watch-namespaces (default: in-cluster)")
     wh.set_defaults(func=cmd_webhook)
+
+    op = sub.add_parser(
+        "operator",
+        help="keep PolicyReports, annotations and Events true for the whole cluster (kopf)",
+    )
+    op.add_argument(
+        "--namespace", "-n", action="append", default=[], metavar="NS", help="watch only these (repeatable)"
+    )
+    op.add_argument("--policy-name", default="default", help="the DLCGuardPolicy resource to follow (default: default)")
+    op.add_argument(
+        "--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)"
+    )
+    op.add_argument("--peering", metavar="NAME", help="kopf peering name for HA (only one instance works at a time)")
+    op.add_argument("--metrics-port", type=int, default=8080, help="Prometheus metrics port (0: none)")
+    op.add_argument("--reevaluate-hours", type=float, default=24.0, help="re-judge everything this often (default 24)")
+    op.add_argument("--catalog-refresh-minutes", type=float, default=60.0, help="refresh the catalog this often")
+    op.add_argument("--as-of", type=_date, default=None, metavar="YYYY-MM-DD", help="fixed evaluation date (tests)")
+    op.add_argument(
+        "--controller-namespace",
+        default=os.environ.get("POD_NAMESPACE"),
+        help="the controller's own namespace (exempt); default $POD_NAMESPACE",
+    )
+    op.set_defaults(func=cmd_operator)
     return parser
 
 
@@ -221,6 +244,29 @@ def cmd_webhook(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr:
         kubeconfig=args.kubeconfig,
     )
     serve(settings)
+    return EXIT_OK
+
+
+def cmd_operator(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
+    import logging
+
+    from controller.logs import configure_logging
+    from controller.operator.handlers import OperatorSettings, run
+
+    configure_logging(logging.INFO)
+    run(
+        OperatorSettings(
+            namespaces=args.namespace,
+            policy_name=args.policy_name,
+            controller_namespace=args.controller_namespace,
+            kubeconfig=args.kubeconfig,
+            as_of=args.as_of,
+            reevaluate_seconds=args.reevaluate_hours * 3600,
+            catalog_refresh_seconds=args.catalog_refresh_minutes * 60,
+            peering=args.peering,
+            metrics_port=args.metrics_port or None,
+        )
+    )
     return EXIT_OK
 
 

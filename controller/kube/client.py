@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ClusterError", "connect_api"]
+__all__ = ["ClusterError", "Rest", "collection_path", "connect_api"]
 
 
 class ClusterError(Exception):
@@ -33,3 +33,62 @@ def connect_api(kubeconfig: str | None = None, context: str | None = None) -> An
             raise ClusterError(f"no kubeconfig and not in a cluster: {first}") from None
     cfg.retries = 1
     return client.ApiClient(cfg)
+
+
+class Rest:
+    """Plain JSON requests through a configured ``kubernetes.client.ApiClient`` (its auth, TLS
+    and server), for the few calls that need a path rather than a typed method."""
+
+    def __init__(self, api: Any) -> None:
+        self.api = api
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: list[tuple[str, Any]] | None = None,
+        content_type: str = "application/json",
+        ok_missing: bool = False,
+    ) -> Any:
+        import json
+
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        try:
+            m, url, hdrs, payload, _ = self.api.param_serialize(
+                method,
+                path,
+                query_params=query or [],
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            resp = self.api.call_api(m, url, header_params=hdrs, body=payload)
+            data = resp.read()
+        except Exception as exc:  # urllib3 connection and TLS errors
+            raise ClusterError(f"{method} {path}: {_reason(exc)}") from None
+        if resp.status == 404 and ok_missing:
+            return None
+        if not 200 <= resp.status < 300:
+            detail = ""
+            try:
+                detail = ": " + str(json.loads(data).get("message", ""))
+            except (ValueError, AttributeError):
+                detail = ""
+            raise ClusterError(f"{method} {path}: {resp.status} {resp.reason}{detail}")
+        return json.loads(data) if data else None
+
+
+def _reason(exc: Exception) -> str:
+    """urllib3 nests the useful part (connection refused, certificate) a few levels down."""
+    inner: BaseException = exc
+    while isinstance(getattr(inner, "reason", None), BaseException):
+        inner = getattr(inner, "reason")  # noqa: B009
+    return str(inner) or type(inner).__name__
+
+
+def collection_path(group: str, version: str, plural: str, namespace: str | None = None) -> str:
+    base = f"/api/{version}" if not group else f"/apis/{group}/{version}"
+    return f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"

@@ -9,14 +9,12 @@ cannot be listed (RBAC) is reported.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from controller.kube.client import ClusterError, connect_api
+from controller.kube.client import ClusterError, Rest, connect_api
 from controller.scan.sources import Document, SourceError
 
 __all__ = ["ClusterError", "ClusterSource", "connect", "list_objects"]
@@ -48,32 +46,7 @@ class ClusterSource:
     context: str | None = None
 
     def get(self, path: str, query: list[tuple[str, Any]]) -> Any:
-        try:
-            method, url, headers, _, _ = self.api.param_serialize(
-                "GET",
-                path,
-                query_params=query,
-                header_params={"Accept": "application/json"},
-                auth_settings=["BearerToken"],
-            )
-            resp = self.api.call_api(method, url, header_params=headers)
-            data = resp.read()
-        except Exception as exc:  # urllib3 connection and TLS errors
-            raise ClusterError(f"GET {path}: {_reason(exc)}") from None
-        if not 200 <= resp.status < 300:
-            detail = ""
-            with contextlib.suppress(ValueError, AttributeError):
-                detail = ": " + json.loads(data).get("message", "")
-            raise ClusterError(f"GET {path}: {resp.status} {resp.reason}{detail}")
-        return json.loads(data)
-
-
-def _reason(exc: Exception) -> str:
-    """urllib3 nests the useful part (connection refused, certificate) a few levels down."""
-    inner: BaseException = exc
-    while isinstance(getattr(inner, "reason", None), BaseException):
-        inner = getattr(inner, "reason")  # noqa: B009
-    return str(inner) or type(inner).__name__
+        return Rest(self.api).request("GET", path, query=query)
 
 
 def connect(kubeconfig: str | None = None, context: str | None = None) -> ClusterSource:

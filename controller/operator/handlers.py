@@ -1,0 +1,314 @@
+"""kopf wiring for :class:`controller.operator.core.Core`: watch, then write what it decides.
+
+- every pod-bearing kind (and the policy's custom kinds) is watched with stateless event
+  handlers: nothing of kopf's own bookkeeping is written onto workloads;
+- annotations go on with a JSON merge patch, Events through kopf's poster;
+- PolicyReports are written per namespace by one flusher task, by server-side apply, only for
+  namespaces whose results changed (and deleted when they empty);
+- the DLCGuardPolicy resource (cluster-scoped, ``dlcguard.io``) is validated on every change;
+  its status says whether it was accepted and why not;
+- a timer re-evaluates everything daily (and whenever the catalog or policy changes);
+- the catalog is refreshed from its source, falling back to the last good one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from controller.kube.client import ClusterError, Rest, collection_path, connect_api
+from controller.operator.catalogsource import CatalogSource
+from controller.operator.core import Change, Core
+from policy.catalog import Catalog, default_catalog
+from policy.evaluate import Engine
+from policy.policy import PolicyError, load_policy
+from policy.report import REPORT_API, REPORT_NAME, WorkloadRef
+from policy.workloads import BUILTIN_KINDS
+
+log = logging.getLogger("dlc_guard.operator")
+
+POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL = "dlcguard.io", "v1alpha1", "dlcguardpolicies"
+REPORT_GROUP, REPORT_VERSION = REPORT_API.split("/")
+BUILTIN_RESOURCES = {
+    "Pod": ("", "v1", "pods"),
+    "Deployment": ("apps", "v1", "deployments"),
+    "ReplicaSet": ("apps", "v1", "replicasets"),
+    "StatefulSet": ("apps", "v1", "statefulsets"),
+    "DaemonSet": ("apps", "v1", "daemonsets"),
+    "Job": ("batch", "v1", "jobs"),
+    "CronJob": ("batch", "v1", "cronjobs"),
+    "ReplicationController": ("", "v1", "replicationcontrollers"),
+    "PodTemplate": ("", "v1", "podtemplates"),
+}
+assert set(BUILTIN_RESOURCES) == set(BUILTIN_KINDS)
+
+
+@dataclass
+class OperatorSettings:
+    namespaces: list[str] = field(default_factory=list)
+    """Empty: cluster-wide."""
+    policy_name: str = "default"
+    controller_namespace: str | None = None
+    kubeconfig: str | None = None
+    as_of: dt.date | None = None
+    """Fixed evaluation date (tests); default today, UTC."""
+    reevaluate_seconds: float = 24 * 3600
+    flush_seconds: float = 2.0
+    catalog_refresh_seconds: float = 3600
+    peering: str | None = None
+    metrics_port: int | None = 8080
+
+
+class Runtime:
+    """What the handlers share: the core, the API, the dirty namespaces, the metrics."""
+
+    def __init__(self, settings: OperatorSettings, registry: CollectorRegistry | None = None) -> None:
+        self.settings = settings
+        self.rest = Rest(connect_api(settings.kubeconfig))
+        self.catalog: Catalog = default_catalog()
+        self.catalog_source = CatalogSource(None)
+        policy = load_policy({}, "default policy", settings.controller_namespace)
+        self.core = Core(Engine(self.catalog, self.today(), policy.warn_days, policy.mirrors), policy)
+        self.dirty: set[str] = set()
+        self.policy_generation: Any = None
+        self.resources: dict[str, tuple[str, str, str]] = dict(BUILTIN_RESOURCES)
+        reg = registry or CollectorRegistry()
+        self.registry = reg
+        self.catalog_age = Gauge("dlcguard_catalog_age_days", "Days since the catalog's source date", registry=reg)
+        self.refresh_failures = Counter(
+            "dlcguard_catalog_refresh_failures_total", "Catalog refreshes that failed", registry=reg
+        )
+        self.writes = Counter("dlcguard_operator_writes_total", "Writes to the API", ["what", "result"], registry=reg)
+        self.workloads = Gauge("dlcguard_operator_workloads", "Workloads tracked", registry=reg)
+
+    def today(self) -> dt.date:
+        return self.settings.as_of or dt.datetime.now(dt.UTC).date()
+
+    def new_engine(self) -> Engine:
+        p = self.core.policy
+        return Engine(self.catalog, self.today(), p.warn_days, p.mirrors)
+
+    # -- writing -----------------------------------------------------------------------
+    def path_of(self, ref: WorkloadRef) -> str | None:
+        res = self.resources.get(ref.kind)
+        if res is None:
+            return None
+        group, version, plural = res
+        return f"{collection_path(group, version, plural, ref.namespace or None)}/{ref.name}"
+
+    async def carry_out(self, change: Change, body: Any = None) -> None:
+        if change.report_changed:
+            self.dirty.add(change.ref.namespace)
+        if change.annotations:
+            path = self.path_of(change.ref)
+            if path is not None:
+                patch = {"metadata": {"annotations": change.annotations}}
+                try:
+                    await asyncio.to_thread(
+                        self.rest.request, "PATCH", path, patch, None, "application/merge-patch+json", True
+                    )
+                    self.writes.labels("annotations", "ok").inc()
+                except ClusterError as exc:
+                    self.writes.labels("annotations", "error").inc()
+                    log.warning("cannot annotate %s: %s", path, exc)
+        if change.event is not None:
+            target = body or {
+                "apiVersion": change.ref.api_version,
+                "kind": change.ref.kind,
+                "metadata": {"name": change.ref.name, "namespace": change.ref.namespace, "uid": change.ref.uid},
+            }
+            kopf.event(target, type=change.event.type, reason=change.event.reason, message=change.event.message)
+
+    def write_report(self, namespace: str) -> None:
+        doc = self.core.book.document(namespace)
+        plural = "policyreports" if namespace else "clusterpolicyreports"
+        path = f"{collection_path(REPORT_GROUP, REPORT_VERSION, plural, namespace or None)}/{REPORT_NAME}"
+        if not doc["results"]:
+            self.rest.request("DELETE", path, ok_missing=True)
+            return
+        self.rest.request(
+            "PATCH",
+            path,
+            doc,
+            [("fieldManager", "dlc-guard"), ("force", "true")],
+            "application/apply-patch+yaml",
+        )
+
+    async def flush(self) -> None:
+        pending, self.dirty = self.dirty, set()
+        for ns in sorted(pending):
+            try:
+                await asyncio.to_thread(self.write_report, ns)
+                self.writes.labels("report", "ok").inc()
+            except ClusterError as exc:
+                self.writes.labels("report", "error").inc()
+                log.warning("cannot write the PolicyReport of %r: %s", ns, exc)
+                self.dirty.add(ns)  # try again on the next flush
+        self.workloads.set(len(self.core.tracked))
+
+    async def reevaluate(self, why: str, policy: Any = None) -> None:
+        if policy is not None:
+            self.core.policy = policy  # first: the new engine takes its warning window and mirrors
+        changes = self.core.reevaluate(self.new_engine())
+        log.info("re-evaluated %d workloads (%s): %d changed", len(self.core.tracked), why, len(changes))
+        for c in changes:
+            await self.carry_out(c)
+        age = self.catalog.age_days(self.today())
+        if age is not None:
+            self.catalog_age.set(age)
+
+    # -- policy ------------------------------------------------------------------------
+    def set_policy_status(self, name: str, accepted: bool, reason: str, message: str, generation: Any) -> None:
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        status = {
+            "observedGeneration": generation,
+            "conditions": [
+                {
+                    "type": "Accepted",
+                    "status": "True" if accepted else "False",
+                    "reason": reason,
+                    "message": message[:2000],
+                    "lastTransitionTime": now,
+                    "observedGeneration": generation,
+                }
+            ],
+        }
+        path = f"{collection_path(POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL)}/{name}/status"
+        self.rest.request("PATCH", path, {"status": status}, None, "application/merge-patch+json", True)
+
+
+RUNTIME: Runtime | None = None
+
+
+def _rt() -> Runtime:
+    assert RUNTIME is not None, "operator runtime not started"
+    return RUNTIME
+
+
+def make_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        # the same credentials as every other call of ours (kubeconfig or in-cluster)
+        cfg = _rt().rest.api.configuration
+        auth = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken") or ""
+        token = auth.split(" ", 1)[1] if auth.lower().startswith("bearer ") else (auth or None)
+        return kopf.ConnectionInfo(
+            server=cfg.host,
+            ca_path=cfg.ssl_ca_cert,
+            insecure=not cfg.verify_ssl,
+            scheme="Bearer" if token else None,
+            token=token,
+            certificate_path=cfg.cert_file,
+            private_key_path=cfg.key_file,
+        )
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 300
+        settings.persistence.finalizer = "dlcguard.io/unused"  # no finalizers: every handler is stateless
+
+    async def on_workload(*, type: str, body: kopf.Body, resource: kopf.Resource, **_: Any) -> None:
+        rt = _rt()
+        obj = dict(body)
+        kind = str(obj.get("kind") or "")
+        rt.resources.setdefault(kind, (resource.group, resource.version, resource.plural))
+        meta = obj.get("metadata") or {}
+        if type == "DELETED":
+            if rt.core.forget(kind, str(meta.get("namespace") or ""), str(meta.get("name") or "")):
+                rt.dirty.add(str(meta.get("namespace") or ""))
+            return
+        change = rt.core.observe(obj)
+        if change is not None:
+            await rt.carry_out(change, obj)
+
+    for group, version, plural in BUILTIN_RESOURCES.values():
+        kopf.on.event(group, version, plural, registry=registry)(on_workload)
+
+    @kopf.on.event(POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL, registry=registry)
+    async def on_policy(*, type: str, body: kopf.Body, name: str, **_: Any) -> None:
+        rt = _rt()
+        if name != rt.settings.policy_name:
+            return
+        generation = body.metadata.get("generation")
+        status = dict(body.get("status") or {})
+        if type != "DELETED" and status.get("observedGeneration") == generation and rt.policy_generation == generation:
+            return  # our own status write came back as an event: nothing new
+        rt.policy_generation = generation if type != "DELETED" else None
+        if type == "DELETED":
+            policy = load_policy({}, "default policy", rt.settings.controller_namespace)
+            await rt.reevaluate("policy deleted: defaults", policy)
+            return
+        try:
+            policy = load_policy(dict(body), f"DLCGuardPolicy {name}", rt.settings.controller_namespace)
+        except PolicyError as exc:
+            await asyncio.to_thread(rt.set_policy_status, name, False, "Invalid", "; ".join(exc.problems), generation)
+            log.warning("policy %s rejected: %s", name, exc)
+            return
+        spec = dict(body.get("spec") or {})
+        rt.catalog_source = CatalogSource(spec.get("catalog"))
+        await asyncio.to_thread(rt.set_policy_status, name, True, "Valid", "policy accepted", generation)
+        await rt.reevaluate("policy changed", policy)
+
+    return registry
+
+
+async def background(rt: Runtime, stop: asyncio.Event) -> None:
+    """Flush reports often; re-evaluate daily (or when the date turns); refresh the catalog."""
+    last_day = rt.today()
+    last_eval = asyncio.get_running_loop().time()
+    last_refresh = -1e9
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=rt.settings.flush_seconds)
+        now = asyncio.get_running_loop().time()
+        if now - last_refresh >= rt.settings.catalog_refresh_seconds:
+            last_refresh = now
+            fresh = await asyncio.to_thread(rt.catalog_source.fetch, rt.rest)
+            if fresh.catalog is not None and fresh.changed:
+                rt.catalog = fresh.catalog
+                await rt.reevaluate("catalog changed")
+            elif fresh.error:
+                rt.refresh_failures.inc()
+                log.warning("catalog refresh failed, keeping the last good catalog: %s", fresh.error)
+        if rt.today() != last_day or now - last_eval >= rt.settings.reevaluate_seconds:
+            last_day, last_eval = rt.today(), now
+            await rt.reevaluate("scheduled")
+        await rt.flush()
+
+
+def run(settings: OperatorSettings) -> None:
+    global RUNTIME
+    RUNTIME = rt = Runtime(settings)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, registry=rt.registry)
+    registry = make_registry(settings)
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        task = asyncio.create_task(background(rt, stop))
+        try:
+            await kopf.operator(
+                registry=registry,
+                clusterwide=not settings.namespaces,
+                namespaces=settings.namespaces,
+                standalone=settings.peering is None,
+                peering_name=settings.peering,
+                priority=random.randint(0, 1000),
+            )
+        finally:
+            stop.set()
+            await rt.flush()
+            await task
+
+    asyncio.run(main())

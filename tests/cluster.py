@@ -1,0 +1,175 @@
+"""A real control plane on loopback for tests: etcd + kube-apiserver, the way envtest starts them.
+
+Both binaries come from ``make tools`` (built from their Go modules into ``.tools/bin``). The
+API server binds 127.0.0.1 only, serves a certificate it generates for itself, authenticates
+one static token (group ``system:masters``) and runs no controllers and no kubelet: objects are
+admitted and stored, never run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / ".tools" / "bin"
+TOKEN = "dlc-guard-e2e-admin-token"
+
+
+@dataclass(frozen=True)
+class ControlPlane:
+    url: str
+    kubeconfig: Path
+    ca: Path
+    workdir: Path
+
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["kubectl", "--kubeconfig", str(self.kubeconfig), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=60,
+        )
+
+
+def available() -> str | None:
+    """Why the control plane cannot start here (``None`` when it can)."""
+    for name in ("etcd", "kube-apiserver"):
+        if not (BIN / name).exists():
+            return f"{BIN / name} missing: run `make tools`"
+    from shutil import which
+
+    if which("kubectl") is None:
+        return "kubectl not on PATH"
+    return None
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(url: str, ctx: ssl.SSLContext | None, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextmanager
+def control_plane(workdir: Path) -> Iterator[ControlPlane]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    client, peer, secure = _port(), _port(), _port()
+    etcd_log = workdir / "etcd.log"
+    etcd = subprocess.Popen(
+        [
+            str(BIN / "etcd"),
+            "--data-dir",
+            str(workdir / "etcd"),
+            "--listen-client-urls",
+            f"http://127.0.0.1:{client}",
+            "--advertise-client-urls",
+            f"http://127.0.0.1:{client}",
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{peer}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{peer}",
+            "--initial-cluster",
+            f"default=http://127.0.0.1:{peer}",
+            "--unsafe-no-fsync",
+            "--log-level",
+            "warn",
+        ],
+        stdout=etcd_log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    api: subprocess.Popen[bytes] | None = None
+    try:
+        _wait(f"http://127.0.0.1:{client}/health", None, etcd, etcd_log)
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        sa_key = workdir / "sa.key"
+        sa_key.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        tokens = workdir / "tokens.csv"
+        tokens.write_text(f'{TOKEN},admin,admin-uid,"system:masters"\n')
+        certs = workdir / "certs"
+        api_log = workdir / "kube-apiserver.log"
+        api = subprocess.Popen(
+            [
+                str(BIN / "kube-apiserver"),
+                "--bind-address=127.0.0.1",
+                f"--secure-port={secure}",
+                f"--etcd-servers=http://127.0.0.1:{client}",
+                f"--cert-dir={certs}",
+                f"--token-auth-file={tokens}",
+                f"--service-account-key-file={sa_key}",
+                f"--service-account-signing-key-file={sa_key}",
+                "--service-account-issuer=https://127.0.0.1/dlc-guard-e2e",
+                "--authorization-mode=RBAC",
+                "--disable-admission-plugins=ServiceAccount",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--allow-privileged=true",
+                "--profiling=false",
+                "--v=0",
+            ],
+            stdout=api_log.open("wb"),
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "GODEBUG": ""},
+        )
+        ca = certs / "apiserver.crt"
+        url = f"https://127.0.0.1:{secure}"
+        deadline = time.monotonic() + 60
+        while not ca.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        _wait(url + "/readyz", ctx, api, api_log, timeout=120)
+        kubeconfig = workdir / "kubeconfig"
+        kubeconfig.write_text(
+            "apiVersion: v1\nkind: Config\n"
+            f"clusters:\n- name: e2e\n  cluster:\n    server: {url}\n    certificate-authority: {ca}\n"
+            f"users:\n- name: admin\n  user:\n    token: {TOKEN}\n"
+            "contexts:\n- name: e2e\n  context:\n    cluster: e2e\n    user: admin\n    namespace: default\n"
+            "current-context: e2e\n"
+        )
+        yield ControlPlane(url, kubeconfig, ca, workdir)
+    finally:
+        if api is not None:
+            _stop(api)
+        _stop(etcd)
