@@ -104,10 +104,22 @@ class Result:
         }
 
     @property
+    def main_reason(self) -> Reason | None:
+        """The reason that carries the verdict (else the first reason)."""
+        main = [r for r in self.reasons if r.severity == self.verdict] or list(self.reasons)
+        return main[0] if main else None
+
+    @property
     def summary(self) -> str:
         """One line for people: the verdict's main reason."""
-        main = [r for r in self.reasons if r.severity == self.verdict]
-        return (main or list(self.reasons) or [Reason("", "", self.verdict)])[0].message
+        main = self.main_reason
+        return main.message if main is not None else self.verdict
+
+    @property
+    def main_code(self) -> str:
+        """The main reason's code (the verdict in capitals when there is no reason)."""
+        main = self.main_reason
+        return main.code if main is not None else self.verdict.upper()
 
 
 def _iso(d: dt.date | None) -> str | None:

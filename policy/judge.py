@@ -73,13 +73,13 @@ def judge_object(
     kind: str | None = None,
     namespace: str | None = None,
     namespace_labels: Mapping[str, str] | None = None,
-    old: Mapping[str, Any] | None = None,
+    old_images: frozenset[str] | None = None,
     containers: list[Container] | None = None,
 ) -> Judgement | None:
     """Judge ``obj``; ``None`` when its kind carries no pod spec the policy knows.
 
     ``kind`` and ``namespace`` default to the object's own; ``namespace_labels`` feeds
-    ``namespaceSelector`` exemptions; ``old`` (on UPDATE) marks images it already had;
+    ``namespaceSelector`` exemptions; ``old_images`` (on UPDATE: the old object's images) marks those it already had;
     ``containers`` spares the walk when the caller has already found them.
     """
     kind = kind or str(obj.get("kind") or "")
@@ -95,7 +95,7 @@ def judge_object(
         j.exempt_namespace = True
         return j
     exemptions = policy.exemptions_for(namespace, labels_of(obj), today, namespace_labels)
-    old_images = {c.image for c in containers_of(old, paths)} if old is not None else set()
+    old_images = old_images or frozenset()
     for c in containers_of(obj, paths) if containers is None else containers:
         r = engine.evaluate(c.image)
         ex = next((e for e in exemptions if e.covers_image(c.image)), None)

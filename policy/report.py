@@ -63,12 +63,6 @@ def outcome(f: Finding, deny_level: str, warn_level: str) -> str:
     return "pass"
 
 
-def _main_code(f: Finding) -> str:
-    r = f.result
-    main = [x for x in r.reasons if x.severity == r.verdict] or list(r.reasons)
-    return main[0].code if main else "SUPPORTED"
-
-
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One result, compact (a report of tens of thousands of results stays small in memory);
@@ -123,7 +117,7 @@ def results_for(j: Judgement, ref: WorkloadRef, timestamp: int) -> list[Entry]:
             message += f"; use {r.recommendation}"
         out.append(
             Entry(
-                _main_code(f),
+                f.result.main_code,
                 outcome(f, s.deny_level, s.warn_level),
                 SEVERITY.get(r.verdict, "info"),
                 message,

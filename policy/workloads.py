@@ -7,12 +7,12 @@ A path is dotted; ``*`` walks every value of a mapping or every item of a list:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["BUILTIN_KINDS", "DEFAULT_CUSTOM_KINDS", "Container", "containers_of", "pod_spec_paths"]
+__all__ = ["BUILTIN_KINDS", "DEFAULT_CUSTOM_KINDS", "Container", "containers_of", "controlled_by", "pod_spec_paths"]
 
 BUILTIN_KINDS: dict[str, tuple[str, ...]] = {
     "Pod": ("spec",),
@@ -52,6 +52,14 @@ class Container:
     image: str
     path: str
     """Where the image sits, e.g. ``spec.template.spec.containers[0].image``."""
+
+
+def controlled_by(obj: Mapping[str, Any], kinds: Iterable[str]) -> bool:
+    """Whether a controller of one of ``kinds`` owns the object (its owner is judged instead)."""
+    meta = obj.get("metadata")
+    refs = meta.get("ownerReferences") if isinstance(meta, Mapping) else None
+    wanted = set(kinds)
+    return any(isinstance(r, Mapping) and bool(r.get("controller")) and r.get("kind") in wanted for r in refs or [])
 
 
 def pod_spec_paths(kind: str, custom: Mapping[str, tuple[str, ...]] | None = None) -> tuple[str, ...] | None:

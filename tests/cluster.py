@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -79,7 +80,7 @@ def _wait(url: str, ctx: ssl.SSLContext | None, proc: subprocess.Popen[bytes], l
     raise RuntimeError(f"{url} not ready after {timeout}s:\n{log.read_text()[-3000:]}")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[Any]) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=15)
@@ -171,5 +172,5 @@ def control_plane(workdir: Path) -> Iterator[ControlPlane]:
         yield ControlPlane(url, kubeconfig, ca, workdir)
     finally:
         if api is not None:
-            _stop(api)
-        _stop(etcd)
+            stop(api)
+        stop(etcd)

@@ -17,7 +17,7 @@ import yaml
 from controller.cli.main import main
 from controller.kube.client import connect_api
 from controller.scan.cluster import ClusterSource, list_objects
-from tests.cluster import ControlPlane, available, control_plane
+from tests.cluster import ControlPlane, available, control_plane, stop
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
@@ -143,11 +143,7 @@ def operator(cluster: ControlPlane) -> Iterator[subprocess.Popen[str]]:
         cwd=ROOT,
     )
     yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop(proc)
     log.close()
 
 

@@ -12,6 +12,7 @@ from typing import TextIO
 
 from controller.cli import catalog as catalog_cli
 from controller.cli import scan as scan_cli
+from controller.term import COLOURS, RESET, use_colour
 from policy.catalog import Catalog, CatalogError, default_catalog, load_catalog_file
 from policy.evaluate import RANK, Engine, Result
 from policy.policy import PolicyError
@@ -19,16 +20,6 @@ from policy.registries import Mirror
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 FAIL_LEVELS = ("unsupported", "unknown", "outdated", "expiring", "never")
-COLOURS = {
-    "unsupported": "\033[31;1m",
-    "unknown": "\033[35m",
-    "invalid": "\033[35m",
-    "outdated": "\033[33m",
-    "expiring": "\033[33m",
-    "supported": "\033[32m",
-    "not-dlc": "\033[2m",
-}
-RESET = "\033[0m"
 
 
 class UsageError(Exception):
@@ -73,6 +64,15 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_fail_on(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--fail-on",
+        choices=FAIL_LEVELS,
+        default="unsupported",
+        help="exit 1 when a verdict is at least this severe (default unsupported)",
+    )
+
+
 def load_catalog_option(path: str | None) -> Catalog:
     return default_catalog() if path is None else load_catalog_file(path)
 
@@ -97,15 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("images", nargs="+", metavar="IMAGE")
     add_engine_options(check)
     check.add_argument("--output", "-o", choices=("table", "json"), default="table")
-    check.add_argument(
-        "--fail-on",
-        choices=FAIL_LEVELS,
-        default="unsupported",
-        help="exit 1 when a verdict is at least this severe (default unsupported)",
-    )
+    add_fail_on(check)
     check.set_defaults(func=cmd_check)
 
-    scan_cli.add_parser(sub, add_engine_options, FAIL_LEVELS)
+    scan_cli.add_parser(sub, add_engine_options, add_fail_on)
     catalog_cli.add_parser(sub)
 
     wh = sub.add_parser("webhook", help="serve the validating admission webhook over HTTPS")
@@ -170,10 +165,6 @@ def failing(results: Sequence[Result], level: str) -> bool:
     if level == "never":
         return False
     return any(r.verdict != "not-dlc" and RANK[r.verdict] >= RANK[level] for r in results)
-
-
-def use_colour(stream: TextIO) -> bool:
-    return stream.isatty() and "NO_COLOR" not in os.environ
 
 
 def render_table(results: Sequence[Result], stream: TextIO, colour: bool) -> None:

@@ -11,6 +11,7 @@ from controller.policyfile import load_policy_file
 from controller.scan.core import scan_documents
 from controller.scan.output import FORMATS, render
 from controller.scan.sources import Document, SourceError, read_sources
+from controller.term import use_colour
 from policy.evaluate import Engine
 from policy.registries import Mirror
 from policy.workloads import BUILTIN_KINDS
@@ -18,7 +19,7 @@ from policy.workloads import BUILTIN_KINDS
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
-def add_parser(sub: Any, add_engine_options: Any, fail_levels: tuple[str, ...]) -> None:
+def add_parser(sub: Any, add_engine_options: Any, add_fail_on: Any) -> None:
     p = sub.add_parser(
         "scan",
         help="judge the workloads in manifests or a live cluster",
@@ -42,12 +43,7 @@ def add_parser(sub: Any, add_engine_options: Any, fail_levels: tuple[str, ...]) 
     add_engine_options(p)
     p.set_defaults(warn_days=None)
     p.add_argument("--output", "-o", choices=tuple(FORMATS), default="table")
-    p.add_argument(
-        "--fail-on",
-        choices=fail_levels,
-        default="unsupported",
-        help="exit 1 when a verdict is at least this severe (default unsupported)",
-    )
+    add_fail_on(p)
     p.set_defaults(func=cmd_scan)
 
 
@@ -67,7 +63,7 @@ def _cluster_items(args: argparse.Namespace, kinds: Iterable[str], stderr: TextI
 
 
 def cmd_scan(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
-    from controller.cli.main import UsageError, load_catalog_option, use_colour
+    from controller.cli.main import UsageError, load_catalog_option
 
     if args.cluster and args.paths:
         raise UsageError("give either PATHs or --cluster, not both")

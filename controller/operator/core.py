@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ from policy.evaluate import Engine
 from policy.judge import Judgement, judge_object
 from policy.policy import Policy
 from policy.report import ReportBook, WorkloadRef, results_for
-from policy.workloads import BUILTIN_KINDS, Container, containers_of, pod_spec_paths
+from policy.workloads import BUILTIN_KINDS, Container, containers_of, controlled_by, pod_spec_paths
 
 __all__ = ["ANNOTATION_NEXT", "ANNOTATION_VERDICT", "Change", "Core", "Event"]
 
@@ -61,13 +61,6 @@ class Tracked:
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     meta = obj.get("metadata")
     return meta if isinstance(meta, Mapping) else {}
-
-
-def controlled_by(obj: Mapping[str, Any], kinds: Iterable[str]) -> bool:
-    """Whether a controller of a watched kind owns the object (its owner is judged instead)."""
-    wanted = set(kinds)
-    refs = _meta(obj).get("ownerReferences") or []
-    return any(isinstance(r, Mapping) and r.get("controller") and r.get("kind") in wanted for r in refs)
 
 
 class Core:

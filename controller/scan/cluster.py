@@ -10,12 +10,13 @@ cannot be listed (RBAC) is reported.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from controller.kube.client import ClusterError, Rest, connect_api
 from controller.scan.sources import Document, SourceError
+from policy.workloads import controlled_by
 
 __all__ = ["ClusterError", "ClusterSource", "connect", "list_objects"]
 
@@ -81,12 +82,6 @@ def discover(src: ClusterSource, kinds: Iterable[str]) -> tuple[list[Resource], 
     return list(found.values()), errors
 
 
-def _owned_by_scanned(obj: Mapping[str, Any], kinds: set[str]) -> bool:
-    meta = obj.get("metadata") or {}
-    refs = meta.get("ownerReferences") or []
-    return any(bool(ref.get("controller")) and ref.get("kind") in kinds for ref in refs)
-
-
 def list_objects(
     src: ClusterSource,
     kinds: Iterable[str],
@@ -118,7 +113,7 @@ def list_objects(
                 obj.setdefault("kind", res.kind)
                 obj.setdefault("apiVersion", res.group_version)
                 seen += 1
-                if _owned_by_scanned(obj, scanned):
+                if controlled_by(obj, scanned):
                     continue
                 yield Document(SOURCE, None, obj)
             if progress is not None:

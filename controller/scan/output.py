@@ -9,29 +9,14 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from controller.scan.core import ObjectResult, ScanResult
-from policy.evaluate import Result
+from controller.term import BOLD, COLOURS, RESET
 from policy.judge import Finding
 
 __all__ = ["FORMATS", "render"]
 
 VERDICT_ORDER = ("unsupported", "unknown", "invalid", "outdated", "expiring", "supported", "exempt", "not-dlc")
-COLOURS = {
-    "unsupported": "\033[31;1m",
-    "unknown": "\033[35m",
-    "invalid": "\033[35m",
-    "outdated": "\033[33m",
-    "expiring": "\033[33m",
-    "supported": "\033[32m",
-    "exempt": "\033[36m",
-}
-RESET, BOLD = "\033[0m", "\033[1m"
 SARIF_LEVEL = {"unsupported": "error", "invalid": "error", "unknown": "warning", "outdated": "warning"}
 DOCS_URL = "https://github.com/dlc-guard/dlc-guard#verdicts-and-reason-codes"
-
-
-def _main_code(r: Result) -> str:
-    main = [x for x in r.reasons if x.severity == r.verdict] or list(r.reasons)
-    return main[0].code if main else r.verdict.upper()
 
 
 def _label(f: Finding) -> str:
@@ -140,7 +125,7 @@ def sarif_document(res: ScanResult, tool_version: str) -> dict[str, Any]:
         r = f.result
         if not r.dlc or r.verdict in ("supported", "not-dlc"):
             continue
-        code = _main_code(r)
+        code = r.main_code
         if code not in rules:
             rules[code] = {
                 "id": code,
@@ -262,7 +247,7 @@ def render_junit(res: ScanResult, out: TextIO, colour: bool, fail_on: str) -> No
             ET.SubElement(case, "skipped", message=f"exempt: {f.exempt}")
         elif fail_on != "never" and r.reaches(fail_on):
             st["failures"] += 1
-            fail = ET.SubElement(case, "failure", message=f"{r.verdict}: {r.summary}", type=_main_code(r))
+            fail = ET.SubElement(case, "failure", message=f"{r.verdict}: {r.summary}", type=r.main_code)
             fail.text = f"{o.document.where}\n" + (f"use {r.recommendation}\n" if r.recommendation else "")
         else:
             ET.SubElement(case, "system-out").text = f"{r.verdict}: {r.summary}"

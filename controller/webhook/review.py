@@ -114,7 +114,11 @@ def decide(
     if paths is None:
         return Decision(uid=uid, dry_run=dry_run, decision="skip")
     old = req.get("oldObject")
-    old = old if operation == "UPDATE" and isinstance(old, Mapping) else None
+    old_images = (
+        frozenset(c.image for c in containers_of(old, paths))
+        if operation == "UPDATE" and isinstance(old, Mapping)
+        else None
+    )
     ns_labels = namespace_labels(namespace) if namespace_labels and policy.needs_namespace_labels else None
     containers = containers_of(obj, paths)
     key: Hashable = None
@@ -126,14 +130,14 @@ def decide(
             dry_run,
             tuple(containers),
             _labels_key(obj),
-            frozenset(c.image for c in containers_of(old, paths)) if old is not None else None,
+            old_images,
             tuple(sorted(ns_labels.items())) if ns_labels is not None else None,
             today,
         )
         hit = cache.get(engine, policy, key)
         if hit is not None:
             return replace(hit, uid=uid)
-    d = _decide(obj, str(kind), namespace, dry_run, old, ns_labels, containers, engine, policy, today)
+    d = _decide(obj, str(kind), namespace, dry_run, old_images, ns_labels, containers, engine, policy, today)
     d.uid = uid
     if cache is not None:
         cache.put(key, d)
@@ -145,7 +149,7 @@ def _decide(
     kind: str,
     namespace: str,
     dry_run: bool,
-    old: Mapping[str, Any] | None,
+    old_images: frozenset[str] | None,
     ns_labels: Mapping[str, str] | None,
     containers: list[Container],
     engine: Engine,
@@ -161,7 +165,7 @@ def _decide(
         kind=kind,
         namespace=namespace,
         namespace_labels=ns_labels,
-        old=old,
+        old_images=old_images,
         containers=containers,
     )
     if j is None:
