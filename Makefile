@@ -15,6 +15,13 @@ ETCD   := $(TOOLS)/bin/etcd
 KUBE_APISERVER := $(TOOLS)/bin/kube-apiserver
 VEGETA := $(TOOLS)/bin/vegeta
 KUBE_VERSION := $(shell awk '$$1=="k8s.io/kubernetes" {sub(/^v/, "", $$2); print $$2}' tools/kube/go.mod)
+# helm stamps its own version and the Kubernetes version it assumes (helm template, lint) the way
+# its Makefile does: from the client-go it was built with
+HELM_VERSION := $(shell awk '$$1=="helm.sh/helm/v3" {print $$2}' tools/helm/go.mod)
+HELM_K8S_MINOR := $(shell awk '$$1=="k8s.io/client-go" {split($$2, v, "."); print v[2]}' tools/helm/go.mod)
+HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	$(foreach p,helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil,\
+	-X $(p).k8sVersionMajor=1 -X $(p).k8sVersionMinor=$(HELM_K8S_MINOR))
 KUBE_LDFLAGS := $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
 	-X $(p).gitVersion=v$(KUBE_VERSION) -X $(p).gitMajor=$(word 1,$(subst ., ,$(KUBE_VERSION))) \
 	-X $(p).gitMinor=$(word 2,$(subst ., ,$(KUBE_VERSION))) -X $(p).gitTreeState=clean)
@@ -33,7 +40,7 @@ setup: $(STAMP)
 tools: $(HELM) $(ETCD) $(KUBE_APISERVER)
 
 $(HELM): tools/helm/go.mod tools/helm/go.sum
-	cd tools/helm && $(GOENV) go build -trimpath -o $@ helm.sh/helm/v3/cmd/helm
+	cd tools/helm && $(GOENV) go build -trimpath -ldflags '$(HELM_LDFLAGS)' -o $@ helm.sh/helm/v3/cmd/helm
 
 $(ETCD): tools/etcd/go.mod tools/etcd/go.sum tools/etcd/main.go
 	cd tools/etcd && $(GOENV) go build -trimpath -o $@ .

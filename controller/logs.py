@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import sys
 from typing import Any
 
@@ -29,6 +30,10 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: int = logging.INFO) -> None:
+    """JSON lines on stderr; ``$DLC_GUARD_LOG_LEVEL`` (DEBUG, INFO, WARNING, ERROR) overrides ``level``."""
+    named = logging.getLevelNamesMapping().get(os.environ.get("DLC_GUARD_LOG_LEVEL", "").upper())
+    if named is not None:
+        level = named
     # records carry no caller, thread or process details: they are not in the output, and
     # finding the caller walks the stack on every record
     logging._srcfile = None

@@ -55,7 +55,7 @@ def pod(name: str, ns: str, image: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     with control_plane(tmp_path_factory.mktemp("control-plane")) as cp:
-        cp.kubectl("apply", "-f", str(ROOT / "deploy" / "crds"))
+        cp.kubectl("apply", "-f", str(ROOT / "deploy" / "helm" / "dlc-guard" / "crds"))
         cp.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         docs = [
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ml"}},

@@ -109,7 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     wh.add_argument("--tls-cert", required=True, metavar="FILE")
     wh.add_argument("--tls-key", required=True, metavar="FILE")
     wh.add_argument("--mode", choices=("enforce", "warn", "audit"), default=None, help="override the policy's mode")
-    wh.add_argument("--policy", metavar="FILE", help="policy document (YAML); reloaded when it changes")
+    source = wh.add_mutually_exclusive_group()
+    source.add_argument("--policy", metavar="FILE", help="policy document (YAML); reloaded when it changes")
+    source.add_argument(
+        "--policy-resource",
+        metavar="NAME",
+        help="follow this DLCGuardPolicy resource through the Kubernetes API (changes apply within seconds)",
+    )
     wh.add_argument("--catalog", metavar="FILE", help="catalog file; reloaded when it changes")
     wh.add_argument("--warn-days", type=_nonneg, default=None, metavar="N")
     wh.add_argument(
@@ -123,7 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="watch namespace labels through the Kubernetes API (for namespaceSelector exemptions)",
     )
-    wh.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig for --watch-namespaces (default: in-cluster)")
+    wh.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        help="kubeconfig for --watch-namespaces and --policy-resource (default: $KUBECONFIG, in-cluster)",
+    )
+    wh.add_argument(
+        "--catalog-refresh-minutes",
+        type=float,
+        default=60.0,
+        help="with --policy-resource: fetch the policy's catalog source this often (default 60)",
+    )
     wh.set_defaults(func=cmd_webhook)
 
     op = sub.add_parser(
@@ -139,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     op.add_argument("--peering", metavar="NAME", help="kopf peering name for HA (only one instance works at a time)")
     op.add_argument("--metrics-port", type=int, default=8080, help="Prometheus metrics port (0: none)")
+    op.add_argument(
+        "--liveness-port", type=int, default=0, help="serve kopf's liveness probe at :PORT/healthz (0: none)"
+    )
     op.add_argument("--reevaluate-hours", type=float, default=24.0, help="re-judge everything this often (default 24)")
     op.add_argument("--catalog-refresh-minutes", type=float, default=60.0, help="refresh the catalog this often")
     op.add_argument("--as-of", type=_date, default=None, metavar="YYYY-MM-DD", help="fixed evaluation date (tests)")
@@ -233,6 +252,8 @@ def cmd_webhook(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr:
         watch_namespaces=args.watch_namespaces,
         log_denies=args.log_denies,
         kubeconfig=args.kubeconfig,
+        policy_resource=args.policy_resource,
+        catalog_refresh_seconds=args.catalog_refresh_minutes * 60,
     )
     serve(settings)
     return EXIT_OK
@@ -256,6 +277,7 @@ def cmd_operator(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr
             catalog_refresh_seconds=args.catalog_refresh_minutes * 60,
             peering=args.peering,
             metrics_port=args.metrics_port or None,
+            liveness_port=args.liveness_port or None,
         )
     )
     return EXIT_OK

@@ -25,6 +25,7 @@ import kopf
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from controller.kube.client import ClusterError, Rest, collection_path, connect_api
+from controller.kube.policyresource import POLICY_GROUP, POLICY_PLURAL, POLICY_VERSION
 from controller.operator.catalogsource import CatalogSource
 from controller.operator.core import Change, Core
 from policy.catalog import Catalog, default_catalog
@@ -35,7 +36,6 @@ from policy.workloads import BUILTIN_KINDS
 
 log = logging.getLogger("dlc_guard.operator")
 
-POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL = "dlcguard.io", "v1alpha1", "dlcguardpolicies"
 REPORT_GROUP, REPORT_VERSION = REPORT_API.split("/")
 BUILTIN_RESOURCES = {
     "Pod": ("", "v1", "pods"),
@@ -65,6 +65,7 @@ class OperatorSettings:
     catalog_refresh_seconds: float = 3600
     peering: str | None = None
     metrics_port: int | None = 8080
+    liveness_port: int | None = None
 
 
 class Runtime:
@@ -304,7 +305,10 @@ def run(settings: OperatorSettings) -> None:
                 namespaces=settings.namespaces,
                 standalone=settings.peering is None,
                 peering_name=settings.peering,
-                priority=random.randint(0, 1000),
+                priority=random.SystemRandom().randint(1, 2**30),  # equal priorities would freeze both
+                liveness_endpoint=f"http://0.0.0.0:{settings.liveness_port}/healthz"
+                if settings.liveness_port
+                else None,
             )
         finally:
             stop.set()

@@ -2,7 +2,10 @@
 
 ``make_app(settings)`` builds the application (tests run it in-process on a real socket);
 ``serve(settings)`` runs it with TLS until SIGTERM/SIGINT, finishing in-flight reviews.
-Certificate, key, policy and catalog files are watched and reloaded when they change.
+Certificate, key, policy and catalog files are watched and reloaded when they change. With
+``policy_resource`` the policy comes from a ``DLCGuardPolicy`` resource instead, followed by a
+watch (and its ``spec.catalog`` source, refreshed periodically); a rejected policy leaves the
+last good one in force.
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from controller import jsonio
-from controller.policyfile import load_policy_file
+from controller.kube.client import Rest
+from controller.operator.catalogsource import CatalogSource, Fetched
+from controller.policyfile import load_policy_file, with_mode
 from controller.webhook.review import BadReview, Decision, DecisionCache, annotation_patch, decide, response
 from policy.catalog import Catalog, CatalogError, default_catalog, load_catalog_file
 from policy.evaluate import Engine
-from policy.policy import Policy, PolicyError
+from policy.policy import Policy, PolicyError, load_policy
 
 log = logging.getLogger("dlc_guard.webhook")
 MAX_BODY = 3 * 1024 * 1024  # the API server sends at most ~3 MiB objects
@@ -55,6 +60,10 @@ class WebhookSettings:
     watch_namespaces: bool = False
     """Watch namespaces through the API (kubeconfig or in-cluster) for namespaceSelector exemptions."""
     kubeconfig: str | None = None
+    policy_resource: str | None = None
+    """Follow this DLCGuardPolicy resource (instead of ``policy_file``)."""
+    catalog_refresh_seconds: float = 3600.0
+    """How often the policy's ``spec.catalog`` source is fetched again."""
 
 
 class State:
@@ -67,6 +76,11 @@ class State:
         self.engine: Engine | None = None
         self.mtimes: dict[str, float] = {}
         self.namespace_labels: Callable[[str], Mapping[str, str] | None] | None = None
+        self.policy_doc: Mapping[str, Any] | None = None
+        """The followed resource as last delivered (``None``: absent, the defaults apply)."""
+        self.source_catalog: Catalog | None = None
+        """The catalog fetched from the policy's ``spec.catalog`` (``None``: file or embedded)."""
+        self.catalog_source = CatalogSource(None)
         self.decisions = DecisionCache()
         self.metrics = Metrics(registry)
 
@@ -75,8 +89,14 @@ class State:
 
     def load(self) -> None:
         s = self.settings
-        catalog = default_catalog() if s.catalog_file is None else load_catalog_file(s.catalog_file)
-        policy = load_policy_file(s.policy_file, s.namespace, s.mode)
+        catalog = self.source_catalog
+        if catalog is None:
+            catalog = default_catalog() if s.catalog_file is None else load_catalog_file(s.catalog_file)
+        if s.policy_resource is not None:
+            raw = with_mode(dict(self.policy_doc or {}), s.mode)
+            policy = load_policy(raw, f"DLCGuardPolicy {s.policy_resource}", s.namespace)
+        else:
+            policy = load_policy_file(s.policy_file, s.namespace, s.mode)
         warn_days = s.warn_days if s.warn_days is not None else policy.warn_days
         self.catalog, self.policy = catalog, policy
         self.engine = Engine(catalog, self.today(), warn_days, policy.mirrors)
@@ -86,6 +106,35 @@ class State:
         for path in (s.policy_file, s.catalog_file):
             if path:
                 self.mtimes[path] = _mtime(path)
+
+    def follow_policy(self, doc: Mapping[str, Any] | None, fetched: Fetched | None) -> None:
+        """A new generation of the followed resource (on the event loop, from the watch thread)."""
+        if fetched is not None and fetched.catalog is not None:
+            self.source_catalog = fetched.catalog
+        elif fetched is not None and fetched.error:
+            self.metrics.reloads.labels("catalog", "error").inc()
+            log.error("catalog source failed, keeping the last good catalog: %s", fetched.error)
+        previous, self.policy_doc = self.policy_doc, doc
+        generation = ((doc or {}).get("metadata") or {}).get("generation")
+        try:
+            self.load()
+        except (PolicyError, CatalogError) as exc:
+            self.metrics.reloads.labels("policy", "error").inc()
+            self.policy_doc = previous
+            if self.engine is None:  # nothing in force yet: the built-in defaults, never no answer
+                self.policy_doc = None
+                self.load()
+            log.error("policy generation %s rejected, keeping the last good one: %s", generation, exc)
+            return
+        self.metrics.reloads.labels("policy", "ok").inc()
+        if doc is None:
+            log.info("policy resource %s absent: built-in defaults in force", self.settings.policy_resource)
+        else:
+            log.info(
+                "policy generation %s in force",
+                generation,
+                extra={"mode": self.policy.defaults.mode if self.policy else None},
+            )
 
     def refresh_date(self) -> None:
         """A new day: re-create the engine so verdicts move with the calendar."""
@@ -240,9 +289,16 @@ async def _watch(app: web.Application) -> None:
     s = state.settings
     ctx: ssl.SSLContext | None = app.get(SSL_KEY)
     cert_mtime = (_mtime(s.tls_cert), _mtime(s.tls_key)) if s.tls_cert and s.tls_key else None
+    follower = app.get(FOLLOW_KEY)
+    last_refresh = time.monotonic()
     while True:
         await asyncio.sleep(s.reload_seconds)
         state.refresh_date()
+        if follower is not None and time.monotonic() - last_refresh >= s.catalog_refresh_seconds:
+            last_refresh = time.monotonic()
+            fetched = await asyncio.to_thread(follower.refresh_catalog)
+            if fetched.changed or fetched.error:
+                state.follow_policy(state.policy_doc, fetched)
         if state.changed():
             try:
                 state.load()
@@ -272,8 +328,52 @@ SSL_KEY = web.AppKey("ssl", ssl.SSLContext)
 
 async def _start_watch(app: web.Application) -> Any:
     task = asyncio.create_task(_watch(app))
+    follower = app.get(FOLLOW_KEY)
+    if follower is not None:
+        follower.start(asyncio.get_running_loop())
     yield
     task.cancel()
+    if follower is not None:
+        follower.stop()
+
+
+class PolicyFollower:
+    """Glue between the watch thread and the event loop: the policy (and the catalog its
+    ``spec.catalog`` names, fetched in the thread) are applied on the loop, never mid-review."""
+
+    def __init__(self, state: State, api_client: Any) -> None:
+        from controller.kube.policyresource import PolicyResource
+
+        assert state.settings.policy_resource is not None
+        self.state = state
+        self.api_client = api_client
+        self.rest = Rest(api_client)
+        self.watch = PolicyResource(state.settings.policy_resource, self._deliver)
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.watch.start(self.api_client)
+
+    def stop(self) -> None:
+        self.watch.stop()
+
+    def _deliver(self, doc: Mapping[str, Any] | None) -> None:
+        spec = (doc or {}).get("spec") or {}
+        wanted = spec.get("catalog") if isinstance(spec, Mapping) else None
+        fetched = None
+        if (wanted or {}) != self.state.catalog_source.spec:
+            source = CatalogSource(wanted if isinstance(wanted, Mapping) else None)
+            fetched = source.fetch(self.rest)
+            self.state.catalog_source = source
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(self.state.follow_policy, doc, fetched)
+
+    def refresh_catalog(self) -> Fetched:
+        return self.state.catalog_source.fetch(self.rest)
+
+
+FOLLOW_KEY = web.AppKey("follow", PolicyFollower)
 
 
 def make_ssl_context(cert: str, key: str) -> ssl.SSLContext:
@@ -288,15 +388,22 @@ def make_app(
     registry: CollectorRegistry | None = None,
     ssl_context: ssl.SSLContext | None = None,
     namespace_labels: Callable[[str], Mapping[str, str] | None] | None = None,
+    api_client: Any = None,
 ) -> web.Application:
-    """The application; ``namespace_labels`` answers namespaceSelector exemptions (else unknown)."""
+    """The application; ``namespace_labels`` answers namespaceSelector exemptions (else unknown);
+    ``api_client`` (a ``kubernetes.client.ApiClient``) is needed to follow a policy resource."""
     app = web.Application(client_max_size=settings.max_body)
     state = State(settings, registry or CollectorRegistry())
     state.namespace_labels = namespace_labels
-    state.load()
+    if settings.policy_resource is None:
+        state.load()  # else: not ready until the resource has been listed once
     app[STATE] = state
     if ssl_context is not None:
         app[SSL_KEY] = ssl_context
+    if settings.policy_resource is not None:
+        if api_client is None:
+            raise ValueError("following a policy resource needs a Kubernetes API client")
+        app[FOLLOW_KEY] = PolicyFollower(state, api_client)
     app.router.add_post("/validate", validate)
     app.router.add_post("/mutate", mutate)
     app.router.add_get("/healthz", healthz)
@@ -311,13 +418,17 @@ def serve(settings: WebhookSettings) -> None:
         raise ValueError("--tls-cert and --tls-key are required")
     ctx = make_ssl_context(settings.tls_cert, settings.tls_key)
     labels = None
-    if settings.watch_namespaces:
+    api = None
+    if settings.watch_namespaces or settings.policy_resource:
         from controller.kube.client import connect_api
+
+        api = connect_api(settings.kubeconfig)
+    if settings.watch_namespaces:
         from controller.kube.namespaces import NamespaceLabels
 
         labels = NamespaceLabels()
-        labels.start(connect_api(settings.kubeconfig))
-    app = make_app(settings, ssl_context=ctx, namespace_labels=labels)
+        labels.start(api)
+    app = make_app(settings, ssl_context=ctx, namespace_labels=labels, api_client=api)
     # the catalog and its indexes are long-lived: keep them out of every garbage collection
     gc.collect()
     gc.freeze()
