@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 UPSTREAM ?= ../shared/dlc-data/upstream
 
-.PHONY: all setup tools run test lint typecheck unit catalog bench bench-quick clean
+.PHONY: all setup tools run test lint typecheck unit e2e catalog bench bench-quick clean
 
 # Real tools built from their Go modules (tools/*/go.mod pins each one); caches stay in .tools.
 TOOLS  := $(CURDIR)/.tools
@@ -64,6 +64,10 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(PY) -m pytest -q
+
+## e2e: only the end-to-end tests (real etcd + kube-apiserver, kubectl, helm; `make test` runs them too)
+e2e: tools $(STAMP)
+	$(PY) -m pytest -v -m e2e
 
 ## catalog: regenerate the embedded catalog from the upstream data
 catalog: $(STAMP)

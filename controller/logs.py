@@ -11,6 +11,8 @@ from typing import Any
 import orjson
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+# kopf attaches its whole settings object and a posting flag to every object-related record
+_SKIP = _STANDARD | {"settings", "k8s_skip"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -22,7 +24,7 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         for key, value in record.__dict__.items():
-            if key not in _STANDARD:
+            if key not in _SKIP:
                 doc[key] = value
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)

@@ -2,21 +2,23 @@
 
 Both binaries come from ``make tools`` (built from their Go modules into ``.tools/bin``). The
 API server binds 127.0.0.1 only, serves a certificate it generates for itself, authenticates
-one static token (group ``system:masters``) and runs no controllers and no kubelet: objects are
-admitted and stored, never run.
+one static token for an admin (group ``system:masters``) and one per extra user (to run a
+component under its service account's identity, so that RBAC is checked for real), and runs
+no controllers and no kubelet: objects are admitted and stored, never run.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import ssl
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,13 @@ class ControlPlane:
     kubeconfig: Path
     ca: Path
     workdir: Path
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def kubeconfig_as(self, user: str) -> Path:
+        """A kubeconfig that authenticates as ``user`` (one of the extra users)."""
+        path = self.workdir / f"kubeconfig-{abs(hash(user))}"
+        path.write_text(_kubeconfig(self.url, self.ca, self.tokens[user]))
+        return path
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -89,8 +98,26 @@ def stop(proc: subprocess.Popen[Any]) -> None:
         proc.wait()
 
 
+def _kubeconfig(url: str, ca: Path, token: str) -> str:
+    return (
+        "apiVersion: v1\nkind: Config\n"
+        f"clusters:\n- name: e2e\n  cluster:\n    server: {url}\n    certificate-authority: {ca}\n"
+        f"users:\n- name: user\n  user:\n    token: {token}\n"
+        "contexts:\n- name: e2e\n  context:\n    cluster: e2e\n    user: user\n    namespace: default\n"
+        "current-context: e2e\n"
+    )
+
+
+def service_account(namespace: str, name: str) -> tuple[str, list[str]]:
+    """The user name and groups a service account's token authenticates as."""
+    return (
+        f"system:serviceaccount:{namespace}:{name}",
+        ["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"],
+    )
+
+
 @contextmanager
-def control_plane(workdir: Path) -> Iterator[ControlPlane]:
+def control_plane(workdir: Path, users: Sequence[tuple[str, Sequence[str]]] = ()) -> Iterator[ControlPlane]:
     workdir.mkdir(parents=True, exist_ok=True)
     client, peer, secure = _port(), _port(), _port()
     etcd_log = workdir / "etcd.log"
@@ -127,7 +154,10 @@ def control_plane(workdir: Path) -> Iterator[ControlPlane]:
             )
         )
         tokens = workdir / "tokens.csv"
-        tokens.write_text(f'{TOKEN},admin,admin-uid,"system:masters"\n')
+        extra = {user: secrets.token_hex(16) for user, _ in users}
+        lines = [f'{TOKEN},admin,admin-uid,"system:masters"']
+        lines += [f'{extra[user]},{user},uid-{i},"{",".join(groups)}"' for i, (user, groups) in enumerate(users)]
+        tokens.write_text("\n".join(lines) + "\n")
         certs = workdir / "certs"
         api_log = workdir / "kube-apiserver.log"
         api = subprocess.Popen(
@@ -162,14 +192,8 @@ def control_plane(workdir: Path) -> Iterator[ControlPlane]:
         ctx.verify_mode = ssl.CERT_NONE
         _wait(url + "/readyz", ctx, api, api_log, timeout=120)
         kubeconfig = workdir / "kubeconfig"
-        kubeconfig.write_text(
-            "apiVersion: v1\nkind: Config\n"
-            f"clusters:\n- name: e2e\n  cluster:\n    server: {url}\n    certificate-authority: {ca}\n"
-            f"users:\n- name: admin\n  user:\n    token: {TOKEN}\n"
-            "contexts:\n- name: e2e\n  context:\n    cluster: e2e\n    user: admin\n    namespace: default\n"
-            "current-context: e2e\n"
-        )
-        yield ControlPlane(url, kubeconfig, ca, workdir)
+        kubeconfig.write_text(_kubeconfig(url, ca, TOKEN))
+        yield ControlPlane(url, kubeconfig, ca, workdir, extra)
     finally:
         if api is not None:
             stop(api)

@@ -130,3 +130,18 @@ def test_report_book_cluster_scope() -> None:
     book = ReportBook()
     assert book.document("")["kind"] == "ClusterPolicyReport"
     assert "namespace" not in book.document("")["metadata"]
+
+
+def test_peering_allows_only_the_highest_live_priority() -> None:
+    from controller.operator.handlers import peering_allows
+
+    now = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+    fresh = (now - dt.timedelta(seconds=2)).isoformat()
+    stale = (now - dt.timedelta(seconds=120)).isoformat()
+    me = {"priority": 500, "lifetime": 60, "lastseen": fresh}
+    assert peering_allows({"me": me}, 500, now)
+    assert not peering_allows({"me": me, "other": {"priority": 900, "lifetime": 60, "lastseen": fresh}}, 500, now)
+    assert peering_allows({"me": me, "other": {"priority": 100, "lifetime": 60, "lastseen": fresh}}, 500, now)
+    # a peer killed without goodbye stops counting once its lifetime has passed
+    assert peering_allows({"me": me, "dead": {"priority": 900, "lifetime": 60, "lastseen": stale}}, 500, now)
+    assert peering_allows({"me": me, "junk": {"priority": "high", "lastseen": "yesterday"}, "x": 3}, 500, now)

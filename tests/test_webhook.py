@@ -283,6 +283,10 @@ async def test_warn_and_audit_modes(tmp_path: Path) -> None:
             assert resp["auditAnnotations"]["verdict"] == "unsupported"
             if mode == "warn":
                 assert any(OLD in w and "unsupported" in w for w in resp["warnings"])
+                # the API server keeps 256 characters of a warning: the image to move to must fit
+                assert all(len(w) <= 256 for w in resp["warnings"])
+                old = next(w for w in resp["warnings"] if OLD in w)
+                assert old.endswith("; use tag 2.10.0-gpu-py313-cu130-ubuntu22.04-ec2"), old
             else:
                 assert "warnings" not in resp
         finally:

@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("POD_NAMESPACE"),
         help="the controller's own namespace (exempt); default $POD_NAMESPACE",
     )
+    wh.add_argument(
+        "--as-of", type=_date, default=None, metavar="YYYY-MM-DD", help="fixed evaluation date (tests, replays)"
+    )
     wh.add_argument("--log-denies", action="store_true", help="log every deny and warn decision (JSON lines)")
     wh.add_argument(
         "--watch-namespaces",
@@ -154,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)"
     )
     op.add_argument("--peering", metavar="NAME", help="kopf peering name for HA (only one instance works at a time)")
+    op.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=60,
+        metavar="SECONDS",
+        help="how long a silent peer counts as alive: a killed replica's standby takes over after this (default 60)",
+    )
     op.add_argument("--metrics-port", type=int, default=8080, help="Prometheus metrics port (0: none)")
     op.add_argument(
         "--liveness-port", type=int, default=0, help="serve kopf's liveness probe at :PORT/healthz (0: none)"
@@ -253,6 +263,7 @@ def cmd_webhook(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr:
         log_denies=args.log_denies,
         kubeconfig=args.kubeconfig,
         policy_resource=args.policy_resource,
+        as_of=args.as_of,
         catalog_refresh_seconds=args.catalog_refresh_minutes * 60,
     )
     serve(settings)
@@ -278,6 +289,7 @@ def cmd_operator(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr
             peering=args.peering,
             metrics_port=args.metrics_port or None,
             liveness_port=args.liveness_port or None,
+            peering_lifetime=args.peering_lifetime,
         )
     )
     return EXIT_OK

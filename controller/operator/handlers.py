@@ -2,13 +2,16 @@
 
 - every pod-bearing kind (and the policy's custom kinds) is watched with stateless event
   handlers: nothing of kopf's own bookkeeping is written onto workloads;
-- annotations go on with a JSON merge patch, Events through kopf's poster;
+- annotations go on with a JSON merge patch, Events are created through the API (from handlers
+  and from the background re-evaluation alike);
 - PolicyReports are written per namespace by one flusher task, by server-side apply, only for
   namespaces whose results changed (and deleted when they empty);
 - the DLCGuardPolicy resource (cluster-scoped, ``dlcguard.io``) is validated on every change;
   its status says whether it was accepted and why not;
 - a timer re-evaluates everything daily (and whenever the catalog or policy changes);
-- the catalog is refreshed from its source, falling back to the last good one.
+- the catalog is refreshed from its source, falling back to the last good one;
+- under peering, the background work (flushes, re-evaluation) runs only in the replica kopf lets
+  work: a standby reads the peering object and stays idle, forgetting what it knew.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import contextlib
 import datetime as dt
 import logging
 import random
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +70,7 @@ class OperatorSettings:
     peering: str | None = None
     metrics_port: int | None = 8080
     liveness_port: int | None = None
+    peering_lifetime: int = 60
 
 
 class Runtime:
@@ -89,6 +94,11 @@ class Runtime:
         )
         self.writes = Counter("dlcguard_operator_writes_total", "Writes to the API", ["what", "result"], registry=reg)
         self.workloads = Gauge("dlcguard_operator_workloads", "Workloads tracked", registry=reg)
+        self.active_gauge = Gauge("dlcguard_operator_active", "1 when this replica is the working one", registry=reg)
+        # equal priorities would pause every replica: draw from a wide range
+        self.priority = random.SystemRandom().randint(1, 2**30)
+        self.was_active = True
+        self.host = socket.gethostname()
 
     def today(self) -> dt.date:
         return self.settings.as_of or dt.datetime.now(dt.UTC).date()
@@ -105,7 +115,7 @@ class Runtime:
         group, version, plural = res
         return f"{collection_path(group, version, plural, ref.namespace or None)}/{ref.name}"
 
-    async def carry_out(self, change: Change, body: Any = None) -> None:
+    async def carry_out(self, change: Change) -> None:
         if change.report_changed:
             self.dirty.add(change.ref.namespace)
         if change.annotations:
@@ -121,12 +131,56 @@ class Runtime:
                     self.writes.labels("annotations", "error").inc()
                     log.warning("cannot annotate %s: %s", path, exc)
         if change.event is not None:
-            target = body or {
-                "apiVersion": change.ref.api_version,
-                "kind": change.ref.kind,
-                "metadata": {"name": change.ref.name, "namespace": change.ref.namespace, "uid": change.ref.uid},
-            }
-            kopf.event(target, type=change.event.type, reason=change.event.reason, message=change.event.message)
+            try:
+                await asyncio.to_thread(self.post_event, change)
+                self.writes.labels("event", "ok").inc()
+            except ClusterError as exc:
+                self.writes.labels("event", "error").inc()
+                log.warning("cannot record an event for %s: %s", change.ref.key, exc)
+
+    def post_event(self, change: Change) -> None:
+        assert change.event is not None
+        ref = change.ref
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        namespace = ref.namespace or "default"
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{ref.name}.", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": ref.api_version,
+                "kind": ref.kind,
+                "name": ref.name,
+                "namespace": ref.namespace or None,
+                "uid": ref.uid or None,
+            },
+            "type": change.event.type,
+            "reason": change.event.reason,
+            "message": change.event.message[:1024],
+            "source": {"component": "dlc-guard", "host": self.host},
+            "reportingComponent": "dlc-guard.io/operator",
+            "reportingInstance": self.host,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        self.rest.request("POST", collection_path("", "v1", "events", namespace), body)
+
+    async def active(self) -> bool:
+        """Whether kopf lets this replica work: no live peer of a higher (or equal) priority."""
+        s = self.settings
+        if s.peering is None:
+            return True
+        if s.namespaces:
+            path = f"{collection_path('kopf.dev', 'v1', 'kopfpeerings', s.namespaces[0])}/{s.peering}"
+        else:
+            path = f"{collection_path('kopf.dev', 'v1', 'clusterkopfpeerings')}/{s.peering}"
+        try:
+            doc = await asyncio.to_thread(self.rest.request, "GET", path)
+        except ClusterError as exc:
+            log.warning("cannot read the peering object, staying idle: %s", exc)
+            return False
+        return peering_allows(doc.get("status") or {}, self.priority, dt.datetime.now(dt.UTC))
 
     def write_report(self, namespace: str) -> None:
         doc = self.core.book.document(namespace)
@@ -186,6 +240,25 @@ class Runtime:
         self.rest.request("PATCH", path, {"status": status}, None, "application/merge-patch+json", True)
 
 
+def peering_allows(status: dict[str, Any], priority: int, now: dt.datetime) -> bool:
+    """kopf's rule, read from the peering object's status: a replica works while no other live
+    peer has a priority as high as its own (its own entry has its own priority)."""
+    for info in status.values():
+        if not isinstance(info, dict):
+            continue
+        try:
+            seen = dt.datetime.fromisoformat(str(info.get("lastseen")))
+            lifetime = dt.timedelta(seconds=int(info.get("lifetime", 60)))
+            other = int(info.get("priority", 0))
+        except (TypeError, ValueError):
+            continue
+        if seen.tzinfo is None:
+            seen = seen.replace(tzinfo=dt.UTC)
+        if seen + lifetime > now and other > priority:
+            return False
+    return True
+
+
 RUNTIME: Runtime | None = None
 
 
@@ -218,6 +291,7 @@ def make_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300
         settings.persistence.finalizer = "dlcguard.io/unused"  # no finalizers: every handler is stateless
+        settings.peering.lifetime = _rt().settings.peering_lifetime
 
     async def on_workload(*, type: str, body: kopf.Body, resource: kopf.Resource, **_: Any) -> None:
         rt = _rt()
@@ -231,7 +305,7 @@ def make_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
             return
         change = rt.core.observe(obj)
         if change is not None:
-            await rt.carry_out(change, obj)
+            await rt.carry_out(change)
 
     for group, version, plural in BUILTIN_RESOURCES.values():
         kopf.on.event(group, version, plural, registry=registry)(on_workload)
@@ -272,20 +346,40 @@ async def background(rt: Runtime, stop: asyncio.Event) -> None:
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=rt.settings.flush_seconds)
-        now = asyncio.get_running_loop().time()
-        if now - last_refresh >= rt.settings.catalog_refresh_seconds:
-            last_refresh = now
-            fresh = await asyncio.to_thread(rt.catalog_source.fetch, rt.rest)
-            if fresh.catalog is not None and fresh.changed:
-                rt.catalog = fresh.catalog
-                await rt.reevaluate("catalog changed")
-            elif fresh.error:
-                rt.refresh_failures.inc()
-                log.warning("catalog refresh failed, keeping the last good catalog: %s", fresh.error)
-        if rt.today() != last_day or now - last_eval >= rt.settings.reevaluate_seconds:
-            last_day, last_eval = rt.today(), now
-            await rt.reevaluate("scheduled")
-        await rt.flush()
+        try:
+            active = await rt.active()
+            rt.active_gauge.set(1 if active else 0)
+            if not active:
+                if rt.was_active:
+                    log.info("standing by: another replica works (peering %s)", rt.settings.peering)
+                    rt.core = Core(rt.new_engine(), rt.core.policy)  # kopf lists everything again on resume
+                    rt.dirty.clear()
+                rt.was_active = False
+                continue
+            rt.was_active = True
+            last_day, last_eval, last_refresh = await _background_step(rt, last_day, last_eval, last_refresh)
+        except Exception:  # never let the background loop die: log and try again on the next tick
+            log.exception("background work failed")
+
+
+async def _background_step(
+    rt: Runtime, last_day: dt.date, last_eval: float, last_refresh: float
+) -> tuple[dt.date, float, float]:
+    now = asyncio.get_running_loop().time()
+    if now - last_refresh >= rt.settings.catalog_refresh_seconds:
+        last_refresh = now
+        fresh = await asyncio.to_thread(rt.catalog_source.fetch, rt.rest)
+        if fresh.catalog is not None and fresh.changed:
+            rt.catalog = fresh.catalog
+            await rt.reevaluate("catalog changed")
+        elif fresh.error:
+            rt.refresh_failures.inc()
+            log.warning("catalog refresh failed, keeping the last good catalog: %s", fresh.error)
+    if rt.today() != last_day or now - last_eval >= rt.settings.reevaluate_seconds:
+        last_day, last_eval = rt.today(), now
+        await rt.reevaluate("scheduled")
+    await rt.flush()
+    return last_day, last_eval, last_refresh
 
 
 def run(settings: OperatorSettings) -> None:
@@ -305,7 +399,7 @@ def run(settings: OperatorSettings) -> None:
                 namespaces=settings.namespaces,
                 standalone=settings.peering is None,
                 peering_name=settings.peering,
-                priority=random.SystemRandom().randint(1, 2**30),  # equal priorities would freeze both
+                priority=rt.priority,
                 liveness_endpoint=f"http://0.0.0.0:{settings.liveness_port}/healthz"
                 if settings.liveness_port
                 else None,

@@ -193,7 +193,7 @@ def _decide(
     if settings.mode == "enforce" and deny:
         d.allowed = False
         d.decision = "deny"
-        parts = [_line(f) for f in deny]
+        parts = [_line(f, MESSAGE_MAX) for f in deny]
         prefix = "dlc-guard denied this object (dry run): " if d.dry_run else "dlc-guard denied this object: "
         d.message = _short(prefix + "; ".join(parts), MESSAGE_MAX)
     elif settings.mode in ("enforce", "warn") and warn:
@@ -204,19 +204,30 @@ def _decide(
     return d
 
 
-def _line(f: Finding) -> str:
+def _line(f: Finding, limit: int) -> str:
+    """One finding within ``limit`` characters (256 for a warning). When the full sentence is too long,
+    the image to move to is kept and the explanation shortened: it is what the user acts on."""
     r = f.result
     text = f"container {f.container.name!r} image {r.image} is {r.verdict}: {r.summary}"
     if r.recommendation:
         text += f"; use {r.recommendation}"
-    return text
+    if len(text) <= limit:
+        return text
+    text = f"{f.container.name}: {r.image} is {r.verdict}" + (f" (EOP {r.eop.isoformat()})" if r.eop else "")
+    fix = r.recommendation
+    if fix:
+        repo, sep, _ = r.image.partition("@") if "@" in r.image else r.image.rpartition(":")
+        if sep and fix.startswith(repo + ":"):
+            fix = "tag " + fix[len(repo) + 1 :]  # same repository: the tag says it all
+        text += f"; use {fix}"
+    return _short(text, limit)
 
 
 def _warnings(findings: list[Finding]) -> list[str]:
     out: list[str] = []
     total = 0
     for i, f in enumerate(sorted(findings, key=lambda f: -RANK[f.result.verdict])):
-        w = _short(_line(f), WARNING_MAX)
+        w = _line(f, WARNING_MAX)
         if total + len(w) > WARNINGS_TOTAL_MAX:
             out.append(f"dlc-guard: {len(findings) - i} more findings not shown")
             break
