@@ -14,6 +14,7 @@ HELM   := $(TOOLS)/bin/helm
 ETCD   := $(TOOLS)/bin/etcd
 KUBE_APISERVER := $(TOOLS)/bin/kube-apiserver
 VEGETA := $(TOOLS)/bin/vegeta
+REGISTRY := $(TOOLS)/bin/registry
 KUBE_VERSION := $(shell awk '$$1=="k8s.io/kubernetes" {sub(/^v/, "", $$2); print $$2}' tools/kube/go.mod)
 # helm stamps its own version and the Kubernetes version it assumes (helm template, lint) the way
 # its Makefile does: from the client-go it was built with
@@ -36,14 +37,18 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## tools: helm, etcd and kube-apiserver in .tools/bin (built once, reused while their go.mod is unchanged)
-tools: $(HELM) $(ETCD) $(KUBE_APISERVER)
+## tools: helm, etcd, kube-apiserver and the CNCF Distribution registry in .tools/bin
+## (built once, reused while their go.mod is unchanged)
+tools: $(HELM) $(ETCD) $(KUBE_APISERVER) $(REGISTRY)
 
 $(HELM): tools/helm/go.mod tools/helm/go.sum
 	cd tools/helm && $(GOENV) go build -trimpath -ldflags '$(HELM_LDFLAGS)' -o $@ helm.sh/helm/v3/cmd/helm
 
 $(ETCD): tools/etcd/go.mod tools/etcd/go.sum tools/etcd/main.go
 	cd tools/etcd && $(GOENV) go build -trimpath -o $@ .
+
+$(REGISTRY): tools/registry/go.mod tools/registry/go.sum
+	cd tools/registry && $(GOENV) go build -trimpath -o $@ github.com/distribution/distribution/v3/cmd/registry
 
 $(KUBE_APISERVER): tools/kube/go.mod tools/kube/go.sum
 	cd tools/kube && $(GOENV) go build -trimpath -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-apiserver

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from policy.catalog import Catalog, Family, Image, Line
+from policy.digests import DigestBook
 from policy.reference import ImageReference, InvalidReference, parse_reference
 from policy.registries import Location, Mirror, identify
 from policy.resolve import Identity, Unresolved, resolve_tag
@@ -142,6 +143,10 @@ class _Eop:
     rule: str
 
 
+PENDING = frozenset({"DIGEST_UNRESOLVED"})
+"""Reason codes of verdicts that a later registry answer can change."""
+
+
 class Engine:
     """Evaluates references against one catalog on one date. Results are cached per string.
 
@@ -156,6 +161,7 @@ class Engine:
         warn_days: int = 60,
         mirrors: tuple[Mirror, ...] = (),
         cache_size: int = 65536,
+        digests: DigestBook | None = None,
     ) -> None:
         if warn_days < 0:
             raise ValueError("warn_days must be zero or more")
@@ -165,6 +171,8 @@ class Engine:
         self.warn_until = as_of + dt.timedelta(days=warn_days)
         self.mirrors = mirrors
         self.cache_size = cache_size
+        self.digests = digests
+        """Answers for digest-only references, filled by a registry resolver (outside the core)."""
         self._cache: dict[str, Result] = {}
         self._judgements: dict[tuple[object, ...], Result] = {}
 
@@ -175,6 +183,8 @@ class Engine:
         if hit is not None:
             return hit
         result = self._evaluate(text)
+        if result.reasons and result.reasons[0].code in PENDING:
+            return result  # a registry answer may still come: judge it afresh next time
         if len(self._cache) >= self.cache_size:
             self._cache.clear()
         self._cache[text] = result
@@ -213,10 +223,29 @@ class Engine:
                 ),
                 repository=loc.repository,
             )
-        key = (loc.repository, tuple(f.name for f in loc.families), ref.tag, ref.digest is None)
+        tag = ref.tag
+        if tag is None and ref.digest is not None:
+            known = self.digests.get(ref.digest) if self.digests is not None else None
+            if known is None:
+                failed = self.digests.failure(ref.digest) if self.digests is not None else None
+                why = f"pinned by digest only; registry lookup failed: {failed}" if failed else None
+                return replace(
+                    self._unresolved(
+                        text,
+                        ref,
+                        loc,
+                        Unresolved(
+                            "DIGEST_UNRESOLVED",
+                            why or "pinned by digest only; the version needs a registry lookup",
+                        ),
+                    ),
+                    image=text,
+                )
+            tag = known.tag
+        key = (loc.repository, tuple(f.name for f in loc.families), tag, ref.digest is None)
         template = self._judgements.get(key)
         if template is None:
-            template = self._judge_key(ref, loc)
+            template = self._judge_key(ref, loc, tag)
             if len(self._judgements) >= self.cache_size:
                 self._judgements.clear()
             self._judgements[key] = template
@@ -224,20 +253,15 @@ class Engine:
         rec = template.recommendation
         return replace(template, image=text, recommendation=ref.with_tag(rec) if rec else None)
 
-    def _judge_key(self, ref: ImageReference, loc: Location) -> Result:
+    def _judge_key(self, ref: ImageReference, loc: Location, tag: str | None) -> Result:
         text = ""
-        if ref.tag is None:
-            if ref.digest is not None:
-                return self._unresolved(
-                    text,
-                    ref,
-                    loc,
-                    Unresolved("DIGEST_UNRESOLVED", "pinned by digest only; the version needs a registry lookup"),
-                )
+        if tag is None:
             return self._unresolved(
                 text, ref, loc, Unresolved("TAG_LATEST", "no tag: Docker pulls 'latest', whose version cannot be known")
             )
-        ident = resolve_tag(loc.families, ref.tag)
+        if tag != ref.tag:
+            ref = replace(ref, tag=tag)  # a digest the registry resolved: judged by its tag
+        ident = resolve_tag(loc.families, tag)
         if isinstance(ident, Unresolved):
             return self._unresolved(text, ref, loc, ident)
         return self._judge(text, ref, loc, ident)

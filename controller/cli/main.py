@@ -12,6 +12,8 @@ from typing import TextIO
 
 from controller.cli import catalog as catalog_cli
 from controller.cli import scan as scan_cli
+from controller.registry.resolver import DigestResolver
+from controller.registry.setup import AuthConfigError, add_registry_options, resolver_from_args
 from controller.term import COLOURS, RESET, use_colour
 from policy.catalog import Catalog, CatalogError, default_catalog, load_catalog_file
 from policy.evaluate import RANK, Engine, Result
@@ -62,6 +64,7 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         metavar="PREFIX",
         help="registry prefix that mirrors DLC repositories (repeatable)",
     )
+    add_registry_options(p)
 
 
 def add_fail_on(p: argparse.ArgumentParser) -> None:
@@ -77,10 +80,11 @@ def load_catalog_option(path: str | None) -> Catalog:
     return default_catalog() if path is None else load_catalog_file(path)
 
 
-def engine_from_args(args: argparse.Namespace) -> Engine:
+def engine_from_args(args: argparse.Namespace, resolver: DigestResolver | None = None) -> Engine:
     catalog = load_catalog_option(args.catalog)
     as_of = args.as_of or dt.datetime.now(dt.UTC).date()
-    return Engine(catalog, as_of, args.warn_days, tuple(Mirror(m) for m in args.mirror))
+    book = resolver.book if resolver is not None else None
+    return Engine(catalog, as_of, args.warn_days, tuple(Mirror(m) for m in args.mirror), digests=book)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -232,7 +236,11 @@ def cmd_check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: T
     images = read_images(args.images, stdin)
     if not images:
         raise UsageError("no image references given")
-    engine = engine_from_args(args)
+    resolver = resolver_from_args(args)
+    engine = engine_from_args(args, resolver)
+    if resolver is not None:
+        resolver.resolve_all(engine, images)
+        resolver.close()
     results = engine.evaluate_many(images)
     if args.output == "json":
         json.dump([r.to_dict() for r in results], stdout, indent=2)
@@ -318,6 +326,9 @@ def main(
         stderr.write(f"dlc-guard: {exc}\n")
         return EXIT_USAGE
     except PolicyError as exc:
+        stderr.write(f"dlc-guard: {exc}\n")
+        return EXIT_USAGE
+    except AuthConfigError as exc:
         stderr.write(f"dlc-guard: {exc}\n")
         return EXIT_USAGE
     except UsageError as exc:

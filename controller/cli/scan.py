@@ -8,6 +8,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
 from controller.policyfile import load_policy_file
+from controller.registry.resolver import images_of
+from controller.registry.setup import resolver_from_args
 from controller.scan.core import scan_documents
 from controller.scan.output import FORMATS, render
 from controller.scan.sources import Document, SourceError, read_sources
@@ -76,9 +78,16 @@ def cmd_scan(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: Te
     as_of = args.as_of or dt.datetime.now(dt.UTC).date()
     warn_days = args.warn_days if args.warn_days is not None else policy.warn_days
     mirrors = (*policy.mirrors, *(Mirror(m) for m in args.mirror))
-    engine = Engine(catalog, as_of, warn_days, mirrors)
+    resolver = resolver_from_args(args)
+    engine = Engine(catalog, as_of, warn_days, mirrors, digests=resolver.book if resolver else None)
     kinds = [*BUILTIN_KINDS, *policy.custom_kinds]
-    items = _cluster_items(args, kinds, stderr) if args.cluster else read_sources(args.paths, stdin)
+    items: Iterable[Document | SourceError] = (
+        _cluster_items(args, kinds, stderr) if args.cluster else read_sources(args.paths, stdin)
+    )
+    if resolver is not None:  # look every digest up first, then judge
+        items = list(items)
+        resolver.resolve_all(engine, images_of(items, policy))
+        resolver.close()
     result = scan_documents(items, engine, policy, as_of, default_namespace=args.namespace or "default")
     render(args.output, result, stdout, use_colour(stdout), args.fail_on)
     if result.failing(args.fail_on):
