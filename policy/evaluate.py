@@ -228,7 +228,7 @@ class Engine:
             known = self.digests.get(ref.digest) if self.digests is not None else None
             if known is None:
                 failed = self.digests.failure(ref.digest) if self.digests is not None else None
-                why = f"pinned by digest only; registry lookup failed: {failed}" if failed else None
+                why = f"digest lookup failed: {failed}" if failed else None
                 return replace(
                     self._unresolved(
                         text,

@@ -262,6 +262,7 @@ def test_rbac_grants_each_component_only_what_it_uses(default: list[dict[str, An
     assert grants(default, "rel-dlc-guard-webhook") == {
         ("*", "dlcguard.io", "dlcguardpolicies"): READ,
         ("*", "", "namespaces"): {"list", "watch"},
+        (NS, "", "configmaps"): READ,  # the shared digest answers, by name
     }
     operator = grants(default, "rel-dlc-guard-operator")
     workload_verbs = READ | {"patch"}  # annotations are merge patches: never create, update or delete
@@ -276,7 +277,18 @@ def test_rbac_grants_each_component_only_what_it_uses(default: list[dict[str, An
         ("*", "dlcguard.io", "dlcguardpolicies/status"): {"get", "patch"},
         ("*", "apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
         ("*", "kopf.dev", "clusterkopfpeerings"): READ | {"patch"},
+        (NS, "", "configmaps"): {"get", "patch", "create"},  # publishes the digest answers
     }
+    names = {r["metadata"]["name"]: r for r in kinds(default, "Role")}
+    read = names["rel-dlc-guard-digests-read"]["rules"]
+    assert read == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["rel-dlc-guard-digests"],
+            "verbs": ["get", "list", "watch"],
+        }
+    ]
 
 
 def test_operator_runs_under_peering(default: list[dict[str, Any]]) -> None:
@@ -346,10 +358,11 @@ def test_a_limited_operator_is_bound_per_namespace(custom: list[dict[str, Any]])
     assert operator[("*", "", "namespaces")] == {"list", "watch"}
     assert ("*", "kopf.dev", "clusterkopfpeerings") not in operator
     # the catalog ConfigMap is readable by name only
-    assert operator[(NS, "", "configmaps")] == {"get"}
-    role = one(custom, "Role")
-    assert role["rules"][0]["resourceNames"] == ["dlc-catalog"]
-    assert grants(custom, "rel-dlc-guard-webhook")[(NS, "", "configmaps")] == {"get"}
+    role = one(custom, "Role", "rel-dlc-guard-catalog")
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["dlc-catalog"], "verbs": ["get"]}
+    ]
+    assert (NS, "", "configmaps") in grants(custom, "rel-dlc-guard-webhook")
 
 
 # -- a real API server ---------------------------------------------------------------------------

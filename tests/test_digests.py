@@ -213,7 +213,7 @@ def test_failures_are_unknown_with_a_reason(reg: Registry, images: dict[str, str
     no_labels, missing = judge(resolver, f"{reg.host}/dlc", [ref(reg, images["bare"]), ref(reg, MISSING)])
     assert no_labels.verdict == "unknown"
     assert "no DLC labels and no tag" in no_labels.reasons[0].message
-    assert missing.verdict == "unknown" and "not found" in missing.reasons[0].message
+    assert missing.verdict == "unknown" and "no such digest" in missing.reasons[0].message
     before = resolver.lookups
     judge(resolver, f"{reg.host}/dlc", [ref(reg, MISSING)])
     assert resolver.lookups == before, "a failure is remembered for a while"
@@ -236,7 +236,7 @@ def test_the_webhook_budget_is_kept_when_the_registry_is_slow() -> None:
         started = time.monotonic()
         learnt = asyncio.run(resolver.resolve_within(engine, [image], budget=0.3))
         waited = time.monotonic() - started
-        assert learnt is False
+        assert learnt is True, "the reason is news too"
         assert waited < 4.0, "the budget, not the registry's 5 s timeout, bounds the wait"
         r = engine.evaluate(image)
         assert r.verdict == "unknown" and "within the webhook's 0.3s budget" in r.reasons[0].message

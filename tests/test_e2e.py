@@ -31,11 +31,13 @@ import yaml
 
 from tests.cluster import BIN, ControlPlane, available, control_plane, service_account, stop
 from tests.conftest import ROOT
+from tests.registry import Registry, registry
 from tests.tls import write_cert
 
 pytestmark = [
     pytest.mark.skipif(available() is not None, reason=str(available())),
     pytest.mark.skipif(not (BIN / "helm").exists(), reason="helm missing: run `make tools`"),
+    pytest.mark.skipif(not (BIN / "registry").exists(), reason="registry missing: run `make tools`"),
     pytest.mark.e2e,
 ]
 
@@ -46,9 +48,20 @@ AS_OF = "2026-11-23"
 ECR = "763104351884.dkr.ecr.us-west-2.amazonaws.com"
 OLD = f"{ECR}/pytorch-training:2.6.0-gpu-py312-cu126-ubuntu22.04-ec2"
 OLD_FIX = f"{ECR}/pytorch-training:2.10.0-gpu-py313-cu130-ubuntu22.04-ec2"
+OLD_FIX_TAG = OLD_FIX.rpartition(":")[2]
 SOON = f"{ECR}/pytorch-training:2.10-gpu-py313-ec2"
 NEW = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch:2.13.0-cu133-amzn2023"
 T = TypeVar("T")
+DLC_LABELS = {
+    "framework": "pytorch",
+    "framework_version": "2.6.0",
+    "device_type": "gpu",
+    "python_version": "py312",
+    "cuda_version": "cu126",
+    "os_version": "ubuntu22.04",
+    "platform": "ec2",
+}
+DIGESTS_CM = f"{RELEASE}-dlc-guard-digests"
 
 
 def deployment(name: str, ns: str, image: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -87,12 +100,22 @@ class Product:
     tmp: Path
     cert: Path
     key: Path
+    reg: Registry
     webhook_port: int = field(default_factory=_port)
     webhook: subprocess.Popen[bytes] | None = None
     operators: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
 
     # -- processes ------------------------------------------------------------------------
+    def digest_args(self) -> list[str]:
+        """As the chart passes them, plus the test registry's CA."""
+        return [
+            "--resolve-digests",
+            "--digest-cache=none",
+            f"--digest-configmap={DIGESTS_CM}",
+            f"--registry-ca={self.reg.ca}",
+        ]
+
     def _spawn(self, name: str, argv: list[str], user: str) -> subprocess.Popen[bytes]:
         log = self.tmp / f"{name}-{len(self.logs)}.log"
         self.logs.append(log)
@@ -118,6 +141,7 @@ class Product:
                 "--watch-namespaces",
                 "--catalog-refresh-minutes=0.05",
                 f"--as-of={AS_OF}",
+                *self.digest_args(),
             ],
             service_account(NS, WEBHOOK_SA)[0],
         )
@@ -148,6 +172,7 @@ class Product:
                 "--metrics-port=0",
                 f"--as-of={AS_OF}",
                 "--catalog-refresh-minutes=0.05",
+                *self.digest_args(),
             ],
             service_account(NS, OPERATOR_SA)[0],
         )
@@ -188,7 +213,7 @@ def wait_for(fn: Callable[[], T | None], timeout: float, what: str, product: Pro
         time.sleep(0.25)
 
 
-def render_chart() -> list[dict[str, Any]]:
+def render_chart(mirror: str) -> list[dict[str, Any]]:
     out = subprocess.run(
         [
             str(BIN / "helm"),
@@ -205,6 +230,8 @@ def render_chart() -> list[dict[str, Any]]:
             "policy.catalog.configMap.name=dlc-catalog",
             "--set",
             "webhook.timeoutSeconds=5",
+            "--set",
+            f"policy.mirrors={{{mirror}}}",
         ],
         capture_output=True,
         text=True,
@@ -237,17 +264,23 @@ def catalog_config_map(catalog: dict[str, Any]) -> dict[str, Any]:
 def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
     tmp = tmp_path_factory.mktemp("e2e")
     users = [service_account(NS, WEBHOOK_SA), service_account(NS, OPERATOR_SA)]
-    with control_plane(tmp / "control-plane", users) as cp:
+    with control_plane(tmp / "control-plane", users) as cp, registry(tmp / "registry") as reg:
         cert, key = write_cert(tmp)
-        p = Product(cp, tmp, cert, key)
+        p = Product(cp, tmp, cert, key, reg)
         cp.kubectl("apply", "--server-side", "-f", str(ROOT / "deploy" / "helm" / "dlc-guard" / "crds"))
         cp.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         for ns in (NS, "ml", "team-a", "sandbox", "lab", "bulk"):
             cp.kubectl("create", "namespace", ns)
         cp.kubectl("label", "namespace", "lab", "tier=research")
         # workloads that were there before dlc-guard was installed
-        p.apply(deployment("trainer", "ml", OLD), deployment("soon", "ml", SOON), deployment("serving", "ml", NEW))
-        docs = render_chart()
+        pinned = f"{reg.host}/dlc/pytorch-training@{reg.image('dlc/pytorch-training', DLC_LABELS)}"
+        p.apply(
+            deployment("trainer", "ml", OLD),
+            deployment("soon", "ml", SOON),
+            deployment("serving", "ml", NEW),
+            deployment("pinned", "ml", pinned),
+        )
+        docs = render_chart(f"{reg.host}/dlc")
         vwc = next(d for d in docs if d["kind"] == "ValidatingWebhookConfiguration")
         rest = [d for d in docs if d["kind"] != "ValidatingWebhookConfiguration"]
         r = p.apply(catalog_config_map(CATALOG), *rest)
@@ -450,6 +483,32 @@ def test_a_catalog_change_moves_expiring_to_unsupported(product: Product) -> Non
         )
     finally:
         admitted(product, catalog_config_map(CATALOG))
+
+
+# -- digest-pinned images -----------------------------------------------------------------------
+
+
+def test_digest_pinned_images_are_resolved_through_the_registry(product: Product) -> None:
+    def pinned() -> dict[str, Any] | None:
+        rep = product.report("ml")
+        hit = results_by_workload(rep).get("pinned") if rep else None
+        # (the catalog test before this one restored the catalog: wait until its fix is offered)
+        return hit if hit and hit["properties"].get("recommendation", "").endswith(OLD_FIX_TAG) else None
+
+    result = wait_for(pinned, 45, "the operator to resolve the pinned digest", product)
+    assert result["result"] == "fail" and result["properties"]["version"] == "2.6.0"
+    assert result["properties"]["verdict"] == "unsupported"
+    # the operator shares what it learnt with the webhook through a ConfigMap
+    cm = wait_for(lambda: product.get("configmap", DIGESTS_CM, "-n", NS), 30, "the digests ConfigMap", product)
+    image = product.get("deploy", "pinned", "-n", "ml")["spec"]["template"]["spec"]["containers"][0]["image"]
+    digest = image.rpartition("@")[2]
+    assert json.loads(cm["data"]["digests.json"])["digests"][digest]["tag"] == OLD.rpartition(":")[2]
+    err = denied(product, pod("pinned-pod", "team-a", image))
+    assert image in err and "unsupported" in err, err
+    # a digest the registry never saw: judged unknown, with the reason, within the budget
+    missing = image.rpartition("@")[0] + "@sha256:" + "0" * 64
+    err = admitted(product, pod("unknown-digest", "team-a", missing))
+    assert "no such digest" in err and "unknown" in err, err
 
 
 # -- restart and high availability ------------------------------------------------------------

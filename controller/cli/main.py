@@ -147,6 +147,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="with --policy-resource: fetch the policy's catalog source this often (default 60)",
     )
+    add_registry_options(wh)
+    wh.add_argument(
+        "--digest-budget",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="longest a review waits for a registry (default 1); later reviews use the answer",
+    )
+    wh.add_argument(
+        "--digest-configmap",
+        metavar="NAME",
+        help="read the operator's digest answers from this ConfigMap in --namespace",
+    )
     wh.set_defaults(func=cmd_webhook)
 
     op = sub.add_parser(
@@ -179,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--controller-namespace",
         default=os.environ.get("POD_NAMESPACE"),
         help="the controller's own namespace (exempt); default $POD_NAMESPACE",
+    )
+    add_registry_options(op)
+    op.add_argument(
+        "--digest-configmap",
+        metavar="NAME",
+        help="publish digest answers in this ConfigMap of --controller-namespace for the webhook",
     )
     op.set_defaults(func=cmd_operator)
     return parser
@@ -272,6 +291,9 @@ def cmd_webhook(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr:
         kubeconfig=args.kubeconfig,
         policy_resource=args.policy_resource,
         as_of=args.as_of,
+        resolver=resolver_from_args(args),
+        digest_budget=args.digest_budget,
+        digest_configmap=args.digest_configmap,
         catalog_refresh_seconds=args.catalog_refresh_minutes * 60,
     )
     serve(settings)
@@ -298,6 +320,8 @@ def cmd_operator(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr
             metrics_port=args.metrics_port or None,
             liveness_port=args.liveness_port or None,
             peering_lifetime=args.peering_lifetime,
+            resolver=resolver_from_args(args),
+            digest_configmap=args.digest_configmap,
         )
     )
     return EXIT_OK

@@ -32,6 +32,8 @@ from controller.kube.client import ClusterError, Rest, collection_path, connect_
 from controller.kube.policyresource import POLICY_GROUP, POLICY_PLURAL, POLICY_VERSION
 from controller.operator.catalogsource import CatalogSource
 from controller.operator.core import Change, Core
+from controller.registry.resolver import DigestResolver, images_of
+from controller.registry.share import publish
 from policy.catalog import Catalog, default_catalog
 from policy.evaluate import Engine
 from policy.policy import PolicyError, load_policy
@@ -71,6 +73,10 @@ class OperatorSettings:
     metrics_port: int | None = 8080
     liveness_port: int | None = None
     peering_lifetime: int = 60
+    resolver: DigestResolver | None = None
+    """Registry lookups for digest-only references, run in the background."""
+    digest_configmap: str | None = None
+    """Publish digest answers here (in ``controller_namespace``) for the webhook."""
 
 
 class Runtime:
@@ -82,7 +88,9 @@ class Runtime:
         self.catalog: Catalog = default_catalog()
         self.catalog_source = CatalogSource(None)
         policy = load_policy({}, "default policy", settings.controller_namespace)
-        self.core = Core(Engine(self.catalog, self.today(), policy.warn_days, policy.mirrors), policy)
+        book = settings.resolver.book if settings.resolver is not None else None
+        self.core = Core(Engine(self.catalog, self.today(), policy.warn_days, policy.mirrors, digests=book), policy)
+        self.digests_seen = book.version if book is not None else 0
         self.dirty: set[str] = set()
         self.policy_generation: Any = None
         self.resources: dict[str, tuple[str, str, str]] = dict(BUILTIN_RESOURCES)
@@ -105,7 +113,8 @@ class Runtime:
 
     def new_engine(self) -> Engine:
         p = self.core.policy
-        return Engine(self.catalog, self.today(), p.warn_days, p.mirrors)
+        book = self.settings.resolver.book if self.settings.resolver is not None else None
+        return Engine(self.catalog, self.today(), p.warn_days, p.mirrors, digests=book)
 
     # -- writing -----------------------------------------------------------------------
     def path_of(self, ref: WorkloadRef) -> str | None:
@@ -304,6 +313,10 @@ def make_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
                 rt.dirty.add(str(meta.get("namespace") or ""))
             return
         change = rt.core.observe(obj)
+        resolver = rt.settings.resolver
+        if resolver is not None:
+            # digest-only images: look them up in the background; answers re-judge everything
+            resolver.start(rt.core.engine, images_of([obj], rt.core.policy))
         if change is not None:
             await rt.carry_out(change)
 
@@ -375,6 +388,17 @@ async def _background_step(
         elif fresh.error:
             rt.refresh_failures.inc()
             log.warning("catalog refresh failed, keeping the last good catalog: %s", fresh.error)
+    book = rt.settings.resolver.book if rt.settings.resolver is not None else None
+    if book is not None and book.version != rt.digests_seen:
+        rt.digests_seen = book.version
+        await rt.reevaluate("digests resolved")
+        if rt.settings.digest_configmap and rt.settings.controller_namespace:
+            try:
+                await asyncio.to_thread(
+                    publish, rt.rest, rt.settings.controller_namespace, rt.settings.digest_configmap, book
+                )
+            except ClusterError as exc:
+                log.warning("cannot publish digest answers: %s", exc)
     if rt.today() != last_day or now - last_eval >= rt.settings.reevaluate_seconds:
         last_day, last_eval = rt.today(), now
         await rt.reevaluate("scheduled")

@@ -162,8 +162,9 @@ class RegistryClient:
         if r.status == 200 or r.status in ok:
             return r
         if r.status == 404:
-            what = "digest" if "@" not in path and path.startswith("manifests/sha256:") else "object"
-            raise RegistryError(f"{what} not found in {host}/{repository}: {path.split('/', 1)[1]}")
+            if path.startswith("manifests/sha256:"):
+                raise RegistryError("the registry has no such digest in this repository")
+            raise RegistryError(f"{host}/{repository}: {path} not found")
         if r.status == 403:
             raise RegistryError(f"{host} denied access to {repository}")
         if r.status == 429:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from controller import jsonio
-from policy.evaluate import RANK, Engine
+from policy.evaluate import PENDING, RANK, Engine
 from policy.judge import Finding, judge_object, labels_of
 from policy.policy import Policy
 from policy.workloads import Container, containers_of, pod_spec_paths
@@ -42,6 +42,11 @@ class Decision:
     decision: str = "allow"
     """``allow``, ``warn``, ``deny`` or ``skip`` (for metrics)."""
     patch: list[dict[str, Any]] | None = None
+
+    @property
+    def pending_images(self) -> list[str]:
+        """Images judged ``unknown`` only until a registry answers (digest-only references)."""
+        return [f.result.image for f in self.findings if f.result.reasons and f.result.reasons[0].code in PENDING]
 
 
 def _req(body: Any) -> Mapping[str, Any]:
@@ -139,8 +144,8 @@ def decide(
             return replace(hit, uid=uid)
     d = _decide(obj, str(kind), namespace, dry_run, old_images, ns_labels, containers, engine, policy, today)
     d.uid = uid
-    if cache is not None:
-        cache.put(key, d)
+    if cache is not None and not d.pending_images:
+        cache.put(key, d)  # a decision waiting on a registry is not kept: the answer may come
     return d
 
 
@@ -220,6 +225,8 @@ def _line(f: Finding, limit: int) -> str:
         if sep and fix.startswith(repo + ":"):
             fix = "tag " + fix[len(repo) + 1 :]  # same repository: the tag says it all
         text += f"; use {fix}"
+    elif r.verdict in ("unknown", "invalid"):
+        text += f": {r.summary}"  # no fix to offer: the reason is what the user needs
     return _short(text, limit)
 
 

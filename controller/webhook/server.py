@@ -29,6 +29,7 @@ from controller import jsonio
 from controller.kube.client import Rest
 from controller.operator.catalogsource import CatalogSource, Fetched
 from controller.policyfile import load_policy_file, with_mode
+from controller.registry.resolver import DigestResolver
 from controller.webhook.review import BadReview, Decision, DecisionCache, annotation_patch, decide, response
 from policy.catalog import Catalog, CatalogError, default_catalog, load_catalog_file
 from policy.evaluate import Engine
@@ -64,6 +65,12 @@ class WebhookSettings:
     """Follow this DLCGuardPolicy resource (instead of ``policy_file``)."""
     catalog_refresh_seconds: float = 3600.0
     """How often the policy's ``spec.catalog`` source is fetched again."""
+    resolver: DigestResolver | None = None
+    """Registry lookups for digest-only references (``None``: they stay ``unknown``)."""
+    digest_budget: float = 1.0
+    """The longest a review waits for a registry; later reviews use the answer."""
+    digest_configmap: str | None = None
+    """Read the operator's digest answers from this ConfigMap (in ``namespace``)."""
 
 
 class State:
@@ -99,7 +106,8 @@ class State:
             policy = load_policy_file(s.policy_file, s.namespace, s.mode)
         warn_days = s.warn_days if s.warn_days is not None else policy.warn_days
         self.catalog, self.policy = catalog, policy
-        self.engine = Engine(catalog, self.today(), warn_days, policy.mirrors)
+        book = s.resolver.book if s.resolver is not None else None
+        self.engine = Engine(catalog, self.today(), warn_days, policy.mirrors, digests=book)
         age = catalog.age_days(self.today())
         if age is not None:
             self.metrics.catalog_age.set(age)
@@ -139,7 +147,8 @@ class State:
     def refresh_date(self) -> None:
         """A new day: re-create the engine so verdicts move with the calendar."""
         if self.engine is not None and self.engine.as_of != self.today():
-            self.engine = Engine(self.engine.catalog, self.today(), self.engine.warn_days, self.engine.mirrors)
+            e = self.engine
+            self.engine = Engine(e.catalog, self.today(), e.warn_days, e.mirrors, digests=e.digests)
 
     def changed(self) -> bool:
         return any(_mtime(p) != m for p, m in self.mtimes.items())
@@ -218,6 +227,14 @@ async def _review(request: web.Request, mutate: bool) -> web.Response:
     try:
         body = await _read_json(request)
         d = decide(body, state.engine, state.policy, state.today(), state.namespace_labels, state.decisions)
+        resolver = state.settings.resolver
+        # a digest-only DLC image: ask its registry, within the budget, then judge again
+        if (
+            resolver is not None
+            and d.pending_images
+            and await resolver.resolve_within(state.engine, d.pending_images, state.settings.digest_budget)
+        ):
+            d = decide(body, state.engine, state.policy, state.today(), state.namespace_labels, state.decisions)
         if mutate:
             # the mutating endpoint never denies: it records verdicts as annotations
             d.allowed, d.message, d.warnings = True, None, []
@@ -419,7 +436,7 @@ def serve(settings: WebhookSettings) -> None:
     ctx = make_ssl_context(settings.tls_cert, settings.tls_key)
     labels = None
     api = None
-    if settings.watch_namespaces or settings.policy_resource:
+    if settings.watch_namespaces or settings.policy_resource or settings.digest_configmap:
         from controller.kube.client import connect_api
 
         api = connect_api(settings.kubeconfig)
@@ -428,6 +445,10 @@ def serve(settings: WebhookSettings) -> None:
 
         labels = NamespaceLabels()
         labels.start(api)
+    if settings.digest_configmap and settings.resolver is not None and settings.namespace:
+        from controller.registry.share import SharedDigests
+
+        SharedDigests(settings.namespace, settings.digest_configmap, settings.resolver.book).start(api)
     app = make_app(settings, ssl_context=ctx, namespace_labels=labels, api_client=api)
     # the catalog and its indexes are long-lived: keep them out of every garbage collection
     gc.collect()

@@ -122,3 +122,36 @@ securityContext: {{ toJson .Values.podSecurityContext }}
 imagePullSecrets: {{ toJson . }}
 {{- end }}
 {{- end }}
+
+{{/* Digest lookups: the same options and Secrets for both components ------------------- */}}
+{{- define "dlc-guard.digests.configMap" -}}
+{{- printf "%s-digests" (include "dlc-guard.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "dlc-guard.digests.args" -}}
+{{- if .Values.digests.resolve }}
+- --resolve-digests
+- --digest-cache=none
+- --digest-configmap={{ include "dlc-guard.digests.configMap" . }}
+{{- range .Values.digests.pullSecrets }}
+- --registry-auth=/etc/dlc-guard/registry/{{ . }}/.dockerconfigjson
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "dlc-guard.digests.mounts" -}}
+{{- if .Values.digests.resolve }}
+{{- range .Values.digests.pullSecrets }}
+- {name: "pull-{{ . }}", mountPath: "/etc/dlc-guard/registry/{{ . }}", readOnly: true}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "dlc-guard.digests.volumes" -}}
+{{- if .Values.digests.resolve }}
+{{- range .Values.digests.pullSecrets }}
+- name: "pull-{{ . }}"
+  secret: {secretName: {{ . | quote }}}
+{{- end }}
+{{- end }}
+{{- end }}
