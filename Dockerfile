@@ -12,9 +12,9 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY policy ./policy
 COPY controller ./controller
-RUN python -m pip wheel --wheel-dir /wheels . \
+RUN python -m pip wheel --wheel-dir /wheels ".[aws]" \
  && python -m venv /opt/dlc-guard \
- && /opt/dlc-guard/bin/pip install --no-index --find-links /wheels dlc-guard \
+ && /opt/dlc-guard/bin/pip install --no-index --find-links /wheels "dlc-guard[aws]" \
  && /opt/dlc-guard/bin/pip uninstall --yes pip \
  && /opt/dlc-guard/bin/dlc-guard catalog info
 
