@@ -198,3 +198,29 @@ def control_plane(workdir: Path, users: Sequence[tuple[str, Sequence[str]]] = ()
         if api is not None:
             stop(api)
         stop(etcd)
+
+
+def deployment(name: str, ns: str, image: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """A one-container Deployment manifest."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "main", "image": image}]},
+            },
+        },
+    }
+
+
+def pod(name: str, ns: str, image: str) -> dict[str, Any]:
+    """A one-container Pod manifest."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"containers": [{"name": "main", "image": image}]},
+    }

@@ -30,6 +30,18 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+# the labels of a PyTorch 2.6.0 GPU EC2 training image (end of patch 2026-01-29)
+PYTORCH_26_LABELS = {
+    "framework": "pytorch",
+    "framework_version": "2.6.0",
+    "device_type": "gpu",
+    "python_version": "py312",
+    "cuda_version": "cu126",
+    "os_version": "ubuntu22.04",
+    "platform": "ec2",
+    "dlc_major_version": "1",
+    "dlc_minor_version": "3",
+}
 
 
 def available() -> str | None:

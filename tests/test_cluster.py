@@ -17,7 +17,7 @@ import yaml
 from controller.cli.main import main
 from controller.kube.client import connect_api
 from controller.scan.cluster import ClusterSource, list_objects
-from tests.cluster import ControlPlane, available, control_plane, stop
+from tests.cluster import ControlPlane, available, control_plane, deployment, pod, stop
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
@@ -26,30 +26,6 @@ ECR = "763104351884.dkr.ecr.us-west-2.amazonaws.com"
 OLD = f"{ECR}/pytorch-training:2.6.0-gpu-py312-cu126-ubuntu22.04-ec2"
 SOON = f"{ECR}/pytorch-training:2.10-gpu-py313-ec2"
 NEW = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch:2.13.0-cu133-amzn2023"
-
-
-def deployment(name: str, ns: str, image: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "main", "image": image}]},
-            },
-        },
-    }
-
-
-def pod(name: str, ns: str, image: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"containers": [{"name": "main", "image": image}]},
-    }
 
 
 @pytest.fixture(scope="module")

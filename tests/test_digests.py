@@ -26,20 +26,10 @@ from policy.catalog import default_catalog
 from policy.digests import DigestBook, DigestIdentity, tag_from_labels
 from policy.evaluate import Engine
 from policy.registries import Mirror
-from tests.registry import Registry, available, registry, silent_server
+from tests.registry import PYTORCH_26_LABELS, Registry, available, registry, silent_server
 
 AS_OF = dt.date(2026, 11, 23)
-OLD_LABELS = {
-    "framework": "pytorch",
-    "framework_version": "2.6.0",
-    "device_type": "gpu",
-    "python_version": "py312",
-    "cuda_version": "cu126",
-    "os_version": "ubuntu22.04",
-    "platform": "ec2",
-    "dlc_major_version": "1",
-    "dlc_minor_version": "3",
-}
+OLD_LABELS = PYTORCH_26_LABELS
 OLD_TAG = "2.6.0-gpu-py312-cu126-ubuntu22.04-ec2"
 FIX_TAG = "2.10.0-gpu-py313-cu130-ubuntu22.04-ec2"
 SOON_TAG = "2.10-gpu-py313-ec2"

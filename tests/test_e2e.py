@@ -29,9 +29,9 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
-from tests.cluster import BIN, ControlPlane, available, control_plane, service_account, stop
+from tests.cluster import BIN, ControlPlane, available, control_plane, deployment, pod, service_account, stop
 from tests.conftest import ROOT
-from tests.registry import Registry, registry
+from tests.registry import PYTORCH_26_LABELS, Registry, registry
 from tests.tls import write_cert
 
 pytestmark = [
@@ -52,40 +52,7 @@ OLD_FIX_TAG = OLD_FIX.rpartition(":")[2]
 SOON = f"{ECR}/pytorch-training:2.10-gpu-py313-ec2"
 NEW = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch:2.13.0-cu133-amzn2023"
 T = TypeVar("T")
-DLC_LABELS = {
-    "framework": "pytorch",
-    "framework_version": "2.6.0",
-    "device_type": "gpu",
-    "python_version": "py312",
-    "cuda_version": "cu126",
-    "os_version": "ubuntu22.04",
-    "platform": "ec2",
-}
 DIGESTS_CM = f"{RELEASE}-dlc-guard-digests"
-
-
-def deployment(name: str, ns: str, image: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
-        "spec": {
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "main", "image": image}]},
-            },
-        },
-    }
-
-
-def pod(name: str, ns: str, image: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"containers": [{"name": "main", "image": image}]},
-    }
 
 
 def _port() -> int:
@@ -197,6 +164,14 @@ class Product:
     def patch_policy(self, spec: dict[str, Any]) -> None:
         self.kubectl("patch", "dlcguardpolicy", "default", "--type=merge", "-p", json.dumps({"spec": spec}))
 
+    def await_admission(self, doc: dict[str, Any], allowed: bool, timeout: float, what: str) -> None:
+        """Poll with server-side dry runs until the webhook admits (or refuses) ``doc``."""
+
+        def settled() -> bool:
+            return (self.apply(doc, flags=("--dry-run=server",)).returncode == 0) == allowed
+
+        wait_for(settled, timeout, what, self)
+
     def report(self, ns: str) -> dict[str, Any] | None:
         doc = self.get("policyreport", "dlc-guard", "-n", ns)
         return doc if isinstance(doc, dict) else None
@@ -273,7 +248,7 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
             cp.kubectl("create", "namespace", ns)
         cp.kubectl("label", "namespace", "lab", "tier=research")
         # workloads that were there before dlc-guard was installed
-        pinned = f"{reg.host}/dlc/pytorch-training@{reg.image('dlc/pytorch-training', DLC_LABELS)}"
+        pinned = f"{reg.host}/dlc/pytorch-training@{reg.image('dlc/pytorch-training', PYTORCH_26_LABELS)}"
         p.apply(
             deployment("trainer", "ml", OLD),
             deployment("soon", "ml", SOON),
@@ -363,11 +338,8 @@ def test_policy_exemptions_apply_within_seconds(product: Product) -> None:
     denied(product, deployment("lab-old", "lab", OLD))
     product.patch_policy({"exemptions": exemptions})
     try:
-        wait_for(
-            lambda: product.apply(deployment("lab-old", "lab", OLD), flags=("--dry-run=server",)).returncode == 0,
-            15,
-            "the namespaceSelector exemption to reach the webhook",
-            product,
+        product.await_admission(
+            deployment("lab-old", "lab", OLD), True, 15, "the namespaceSelector exemption to reach the webhook"
         )
         admitted(product, deployment("lab-old", "lab", OLD))
         admitted(product, deployment("labelled", "team-a", OLD, {"dlcguard.io/exempt": "yes"}))
@@ -382,12 +354,7 @@ def test_policy_exemptions_apply_within_seconds(product: Product) -> None:
 def test_warn_mode_admits_and_kubectl_prints_warnings(product: Product) -> None:
     product.patch_policy({"mode": "warn"})
     try:
-        wait_for(
-            lambda: product.apply(pod("probe", "team-a", OLD), flags=("--dry-run=server",)).returncode == 0,
-            15,
-            "warn mode to reach the webhook",
-            product,
-        )
+        product.await_admission(pod("probe", "team-a", OLD), True, 15, "warn mode to reach the webhook")
         err = admitted(product, deployment("warned", "team-a", OLD))
         warnings = [line for line in err.splitlines() if line.startswith("Warning:")]
         assert warnings and any(OLD in w for w in warnings), err
@@ -395,12 +362,7 @@ def test_warn_mode_admits_and_kubectl_prints_warnings(product: Product) -> None:
         assert product.get("deploy", "warned", "-n", "team-a") is not None
     finally:
         product.patch_policy({"mode": "enforce"})
-    wait_for(
-        lambda: product.apply(pod("probe", "team-a", OLD), flags=("--dry-run=server",)).returncode != 0,
-        15,
-        "enforce mode back in the webhook",
-        product,
-    )
+    product.await_admission(pod("probe", "team-a", OLD), False, 15, "enforce mode back in the webhook")
 
 
 def test_an_invalid_policy_is_rejected_and_the_last_good_one_stays(product: Product) -> None:
@@ -475,12 +437,7 @@ def test_a_catalog_change_moves_expiring_to_unsupported(product: Product) -> Non
         ann = product.get("deploy", "soon", "-n", "ml")["metadata"]["annotations"]
         assert ann["dlc-guard.io/verdict"] == "unsupported"
         # the webhook follows the same catalog source
-        wait_for(
-            lambda: product.apply(pod("soon-pod", "team-a", SOON), flags=("--dry-run=server",)).returncode != 0,
-            30,
-            "the webhook to deny with the new catalog",
-            product,
-        )
+        product.await_admission(pod("soon-pod", "team-a", SOON), False, 30, "the webhook to deny with the new catalog")
     finally:
         admitted(product, catalog_config_map(CATALOG))
 
@@ -571,27 +528,23 @@ def test_killed_mid_scan_the_operator_converges_without_duplicates(product: Prod
 
 
 def test_failure_policy_decides_when_the_webhook_is_down(product: Product) -> None:
-    product.stop_webhook()
-    name = f"{RELEASE}-dlc-guard-webhook"
-    try:
+    def failure_policy(value: str) -> None:
+        patch = [{"op": "replace", "path": "/webhooks/0/failurePolicy", "value": value}]
         product.kubectl(
             "patch",
             "validatingwebhookconfiguration",
-            name,
+            f"{RELEASE}-dlc-guard-webhook",
             "--type=json",
             "-p",
-            '[{"op": "replace", "path": "/webhooks/0/failurePolicy", "value": "Fail"}]',
+            json.dumps(patch),
         )
+
+    product.stop_webhook()
+    try:
+        failure_policy("Fail")
         err = denied(product, pod("while-down", "team-a", "nginx:1.27"))
         assert "failed calling webhook" in err, err
-        product.kubectl(
-            "patch",
-            "validatingwebhookconfiguration",
-            name,
-            "--type=json",
-            "-p",
-            '[{"op": "replace", "path": "/webhooks/0/failurePolicy", "value": "Ignore"}]',
-        )
+        failure_policy("Ignore")
         admitted(product, pod("while-down", "team-a", "nginx:1.27"))
     finally:
         product.start_webhook()
