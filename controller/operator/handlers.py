@@ -36,7 +36,7 @@ from controller.registry.resolver import DigestResolver, images_of
 from controller.registry.share import publish
 from policy.catalog import Catalog, default_catalog
 from policy.evaluate import Engine
-from policy.policy import PolicyError, load_policy
+from policy.policy import Policy, PolicyError, load_policy
 from policy.report import REPORT_API, REPORT_NAME, WorkloadRef
 from policy.workloads import BUILTIN_KINDS
 
@@ -88,9 +88,10 @@ class Runtime:
         self.catalog: Catalog = default_catalog()
         self.catalog_source = CatalogSource(None)
         policy = load_policy({}, "default policy", settings.controller_namespace)
-        book = settings.resolver.book if settings.resolver is not None else None
-        self.core = Core(Engine(self.catalog, self.today(), policy.warn_days, policy.mirrors, digests=book), policy)
-        self.digests_seen = book.version if book is not None else 0
+        self.book = settings.resolver.book if settings.resolver is not None else None
+        """Digest answers (``None`` without registry lookups)."""
+        self.core = Core(self.engine_for(policy), policy)
+        self.digests_seen = self.book.version if self.book is not None else 0
         self.dirty: set[str] = set()
         self.policy_generation: Any = None
         self.resources: dict[str, tuple[str, str, str]] = dict(BUILTIN_RESOURCES)
@@ -111,10 +112,11 @@ class Runtime:
     def today(self) -> dt.date:
         return self.settings.as_of or dt.datetime.now(dt.UTC).date()
 
+    def engine_for(self, policy: Policy) -> Engine:
+        return Engine(self.catalog, self.today(), policy.warn_days, policy.mirrors, digests=self.book)
+
     def new_engine(self) -> Engine:
-        p = self.core.policy
-        book = self.settings.resolver.book if self.settings.resolver is not None else None
-        return Engine(self.catalog, self.today(), p.warn_days, p.mirrors, digests=book)
+        return self.engine_for(self.core.policy)
 
     # -- writing -----------------------------------------------------------------------
     def path_of(self, ref: WorkloadRef) -> str | None:
@@ -150,7 +152,7 @@ class Runtime:
     def post_event(self, change: Change) -> None:
         assert change.event is not None
         ref = change.ref
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = _timestamp()
         namespace = ref.namespace or "default"
         body = {
             "apiVersion": "v1",
@@ -231,7 +233,7 @@ class Runtime:
 
     # -- policy ------------------------------------------------------------------------
     def set_policy_status(self, name: str, accepted: bool, reason: str, message: str, generation: Any) -> None:
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = _timestamp()
         status = {
             "observedGeneration": generation,
             "conditions": [
@@ -247,6 +249,10 @@ class Runtime:
         }
         path = f"{collection_path(POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL)}/{name}/status"
         self.rest.request("PATCH", path, {"status": status}, None, "application/merge-patch+json", True)
+
+
+def _timestamp() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def peering_allows(status: dict[str, Any], priority: int, now: dt.datetime) -> bool:
@@ -388,7 +394,7 @@ async def _background_step(
         elif fresh.error:
             rt.refresh_failures.inc()
             log.warning("catalog refresh failed, keeping the last good catalog: %s", fresh.error)
-    book = rt.settings.resolver.book if rt.settings.resolver is not None else None
+    book = rt.book
     if book is not None and book.version != rt.digests_seen:
         rt.digests_seen = book.version
         await rt.reevaluate("digests resolved")
