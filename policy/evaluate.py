@@ -143,8 +143,13 @@ class _Eop:
     rule: str
 
 
-PENDING = frozenset({"DIGEST_UNRESOLVED"})
+PENDING = frozenset({"DIGEST_UNRESOLVED", "DIGEST_UNVERIFIED"})
 """Reason codes of verdicts that a later registry answer can change."""
+
+
+def pending(result: Result) -> bool:
+    """Whether a registry answer about the image's digest may still change ``result``."""
+    return any(r.code in PENDING for r in result.reasons)
 
 
 class Engine:
@@ -183,7 +188,7 @@ class Engine:
         if hit is not None:
             return hit
         result = self._evaluate(text)
-        if result.reasons and result.reasons[0].code in PENDING:
+        if pending(result):
             return result  # a registry answer may still come: judge it afresh next time
         if len(self._cache) >= self.cache_size:
             self._cache.clear()
@@ -224,8 +229,11 @@ class Engine:
                 repository=loc.repository,
             )
         tag = ref.tag
-        if tag is None and ref.digest is not None:
+        if ref.digest is not None:
+            # the runtime pulls the digest, whatever the tag says: the digest decides
             known = self.digests.get(ref.digest) if self.digests is not None else None
+            if known is None and tag is not None:
+                return self._unverified(text, ref, loc, tag)
             if known is None:
                 failed = self.digests.failure(ref.digest) if self.digests is not None else None
                 why = f"digest lookup failed: {failed}" if failed else None
@@ -242,6 +250,9 @@ class Engine:
                     image=text,
                 )
             tag = known.tag
+        return self._by_tag(text, ref, loc, tag)
+
+    def _by_tag(self, text: str, ref: ImageReference, loc: Location, tag: str | None) -> Result:
         key = (loc.repository, tuple(f.name for f in loc.families), tag, ref.digest is None)
         template = self._judgements.get(key)
         if template is None:
@@ -252,6 +263,32 @@ class Engine:
         # a judgement depends on repository and tag only; the reference adds the registry
         rec = template.recommendation
         return replace(template, image=text, recommendation=ref.with_tag(rec) if rec else None)
+
+    def _unverified(self, text: str, ref: ImageReference, loc: Location, tag: str) -> Result:
+        """``name:tag@digest`` whose digest no registry has answered for. The tag is only a
+        claim: an old image pushed under a supported tag, or a tag moved since, runs the digest.
+        Never better than ``unknown``; an unsupported tag stays unsupported (the claim itself is
+        the old image)."""
+        claim = self._by_tag(text, ref, loc, tag)
+        assert ref.digest is not None
+        why = Reason(
+            "DIGEST_UNVERIFIED",
+            "unknown",
+            f"pinned to {ref.digest[:19]}…: the tag {tag!r} ({claim.verdict}) is not proof of what the digest is; "
+            "its version needs a registry lookup",
+            {"digest": ref.digest, "tag": tag, "tagVerdict": claim.verdict},
+        )
+        if claim.rank > RANK["unknown"]:
+            return replace(claim, reasons=(*claim.reasons, replace(why, severity="info")))
+        return Result(
+            text,
+            "unknown",
+            True,
+            (why,),
+            repository=claim.repository,
+            family=claim.family,
+            framework=claim.framework,
+        )
 
     def _judge_key(self, ref: ImageReference, loc: Location, tag: str | None) -> Result:
         text = ""

@@ -15,7 +15,34 @@ from policy.evaluate import Engine, Result
 from policy.policy import Policy, Settings
 from policy.workloads import Container, containers_of, pod_spec_paths
 
-__all__ = ["Finding", "Judgement", "judge_object", "labels_of"]
+__all__ = [
+    "ANNOTATION_KEYS",
+    "ANNOTATION_NEXT",
+    "ANNOTATION_UNSUPPORTED",
+    "ANNOTATION_VERDICT",
+    "Finding",
+    "Judgement",
+    "OldImages",
+    "annotations_for",
+    "judge_object",
+    "labels_of",
+    "old_images_of",
+]
+
+ANNOTATION_VERDICT = "dlc-guard.io/verdict"
+"""The worst verdict among the object's DLC images that no exemption covers."""
+ANNOTATION_NEXT = "dlc-guard.io/next-change"
+"""The next date on which one of those verdicts changes by itself."""
+ANNOTATION_UNSUPPORTED = "dlc-guard.io/unsupported-images"
+"""The containers whose image is unsupported, comma-separated."""
+ANNOTATION_KEYS = (ANNOTATION_VERDICT, ANNOTATION_NEXT, ANNOTATION_UNSUPPORTED)
+
+OldImages = frozenset[tuple[tuple[str, str], str]]
+"""On UPDATE: ``(container slot, image)`` of every container the old object had."""
+
+
+def old_images_of(containers: list[Container]) -> OldImages:
+    return frozenset((c.slot, c.image) for c in containers)
 
 
 @dataclass(slots=True)
@@ -25,7 +52,9 @@ class Finding:
     exempt: str | None = None
     """The exemption's reason when one covers this image."""
     preexisting: bool = False
-    """On UPDATE: the old object already ran this image."""
+    """On UPDATE: the same container (same list, same name) already ran this image."""
+    exception: str | None = None
+    """``namespace/name`` of the DLCGuardException that covers it, if one does."""
 
 
 @dataclass(slots=True)
@@ -53,6 +82,22 @@ class Judgement:
         return min(dates) if dates else None
 
 
+def annotations_for(findings: list[Finding]) -> dict[str, str]:
+    """The annotations an object carries for its findings: one vocabulary for the webhook's
+    ``/mutate`` and the operator. Exempt images do not count; nothing when none is left."""
+    judged = [f for f in findings if f.result.dlc and f.exempt is None]
+    if not judged:
+        return {}
+    out = {ANNOTATION_VERDICT: max((f.result for f in judged), key=lambda r: r.rank).verdict}
+    dates = [f.result.next_change for f in judged if f.result.next_change]
+    if dates:
+        out[ANNOTATION_NEXT] = min(dates).isoformat()
+    bad = sorted({f.container.name for f in judged if f.result.verdict == "unsupported"})
+    if bad:
+        out[ANNOTATION_UNSUPPORTED] = ",".join(bad)
+    return out
+
+
 def _name(meta: Mapping[str, Any]) -> str:
     name = meta.get("name") or meta.get("generateName") or ""
     return str(name)
@@ -73,13 +118,14 @@ def judge_object(
     kind: str | None = None,
     namespace: str | None = None,
     namespace_labels: Mapping[str, str] | None = None,
-    old_images: frozenset[str] | None = None,
+    old_images: OldImages | None = None,
     containers: list[Container] | None = None,
 ) -> Judgement | None:
     """Judge ``obj``; ``None`` when its kind carries no pod spec the policy knows.
 
     ``kind`` and ``namespace`` default to the object's own; ``namespace_labels`` feeds
-    ``namespaceSelector`` exemptions; ``old_images`` (on UPDATE: the old object's images) marks those it already had;
+    ``namespaceSelector`` exemptions; ``old_images`` (on UPDATE, :func:`old_images_of` the old object) marks
+    the containers that already ran the same image;
     ``containers`` spares the walk when the caller has already found them.
     """
     kind = kind or str(obj.get("kind") or "")
@@ -94,10 +140,19 @@ def judge_object(
     if namespace in policy.exempt_namespaces:
         j.exempt_namespace = True
         return j
-    exemptions = policy.exemptions_for(namespace, labels_of(obj), today, namespace_labels)
+    labels = labels_of(obj)
+    exemptions = policy.exemptions_for(namespace, labels, today, namespace_labels)
+    exceptions = policy.exceptions_for(namespace, j.name, labels, today) if policy.exceptions else []
     old_images = old_images or frozenset()
     for c in containers_of(obj, paths) if containers is None else containers:
         r = engine.evaluate(c.image)
+        f = Finding(c, r, preexisting=(c.slot, c.image) in old_images)
         ex = next((e for e in exemptions if e.covers_image(c.image)), None)
-        j.findings.append(Finding(c, r, (ex.reason or "exempt") if ex else None, c.image in old_images))
+        if ex is not None:
+            f.exempt = ex.reason or "exempt"
+        else:
+            granted = next((e for e in exceptions if e.covers(c.name, c.image)), None)
+            if granted is not None:
+                f.exempt, f.exception = granted.label, granted.ref
+        j.findings.append(f)
     return j

@@ -20,7 +20,14 @@ Document shape (the same one the CLI's ``--policy`` and the cluster resource car
           expires: "2027-01-31"
           reason: migration ticket ML-123
       mirrors: ["registry.corp.example/dlc"]
+      pullThroughCaches: ["ecr-public"]     # ECR pull-through cache prefixes (globs; default ["*"])
+      exceptionNamespaces: [security]       # whose DLCGuardExceptions may reach other namespaces (and the controller's)
       customKinds: {PyTorchJob: ["spec.pytorchReplicaSpecs.*.template.spec"]}
+
+Exemptions match what the workload's owner writes (labels, names, namespaces they create
+into): they are *self-service*, and :attr:`Policy.self_service` says which ones are. Exemptions
+that owners must not grant themselves are ``DLCGuardException`` resources
+(:mod:`policy.exceptions`), carried in :attr:`Policy.exceptions`.
 """
 
 from __future__ import annotations
@@ -28,9 +35,10 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from policy.exceptions import GuardException
 from policy.registries import Mirror
 from policy.selectors import LabelSelector, parse_selector
 from policy.workloads import DEFAULT_CUSTOM_KINDS
@@ -93,6 +101,23 @@ class Policy:
     mirrors: tuple[Mirror, ...] = ()
     custom_kinds: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_CUSTOM_KINDS))
     exempt_namespaces: tuple[str, ...] = ("kube-system",)
+    exception_namespaces: tuple[str, ...] = ()
+    """Namespaces whose exceptions (``DLCGuardException``) may cover other namespaces (the controller's own
+    by default); anywhere else an exception covers only its own namespace."""
+    exceptions: tuple[GuardException, ...] = ()
+    """The ``DLCGuardException`` resources in force (the cluster's; not part of the document)."""
+
+    def with_exceptions(self, exceptions: tuple[GuardException, ...]) -> Policy:
+        return replace(self, exceptions=exceptions)
+
+    @property
+    def self_service(self) -> list[str]:
+        """Exemptions a workload owner can grant themselves, each with the field that lets them."""
+        out = []
+        for i, e in enumerate(self.exemptions):
+            if e.object_selector is not None:
+                out.append(f"exemptions[{i}] matches objectSelector {e.object_selector}: labels the owner sets")
+        return out
 
     def settings_for(self, namespace: str) -> Settings:
         return self.namespaces.get(namespace, self.defaults)
@@ -109,6 +134,15 @@ class Policy:
         namespace_labels: Mapping[str, str] | None = None,
     ) -> list[Exemption]:
         return [e for e in self.exemptions if e.active(today) and e.covers_object(namespace, labels, namespace_labels)]
+
+    def exceptions_for(
+        self, namespace: str, name: str, labels: Mapping[str, str], today: dt.date
+    ) -> list[GuardException]:
+        return [
+            e
+            for e in self.exceptions
+            if e.active(today) and e.covers_object(namespace, name, labels, self.exception_namespaces)
+        ]
 
 
 def _settings(raw: Any, path: str, base: Settings, problems: list[str]) -> Settings:
@@ -167,6 +201,8 @@ def load_policy(document: Any, origin: str = "policy", controller_namespace: str
         "mirrors",
         "customKinds",
         "exemptNamespaces",
+        "exceptionNamespaces",
+        "pullThroughCaches",
         "catalog",
     }
     for key in spec:
@@ -218,6 +254,11 @@ def load_policy(document: Any, origin: str = "policy", controller_namespace: str
             problems.append(f"{p}: an exemption must name namespaces, a selector or images")
         exemptions.append(ex)
     mirrors = tuple(Mirror(m) for m in _strings(spec.get("mirrors"), f"{prefix}.mirrors", problems))
+    caches = spec.get("pullThroughCaches", ["*"])
+    mirrors += tuple(Mirror(m, pull_through=True) for m in _strings(caches, f"{prefix}.pullThroughCaches", problems))
+    exception_ns = list(_strings(spec.get("exceptionNamespaces"), f"{prefix}.exceptionNamespaces", problems))
+    if controller_namespace:  # the controller's own namespace is always trusted
+        exception_ns.append(controller_namespace)
     custom = dict(DEFAULT_CUSTOM_KINDS)
     raw_kinds = spec.get("customKinds") or {}
     if not isinstance(raw_kinds, Mapping):
@@ -230,4 +271,13 @@ def load_policy(document: Any, origin: str = "policy", controller_namespace: str
         exempt_ns.append(controller_namespace)
     if problems:
         raise PolicyError(problems, origin)
-    return Policy(defaults, namespaces, tuple(exemptions), warn_days, mirrors, custom, tuple(exempt_ns))
+    return Policy(
+        defaults,
+        namespaces,
+        tuple(exemptions),
+        warn_days,
+        mirrors,
+        custom,
+        tuple(exempt_ns),
+        tuple(exception_ns),
+    )

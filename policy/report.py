@@ -111,6 +111,7 @@ def results_for(j: Judgement, ref: WorkloadRef, timestamp: int) -> list[Entry]:
             ("nextChange", r.next_change.isoformat() if r.next_change else ""),
             ("recommendation", r.recommendation or ""),
             ("exemption", f.exempt or ""),
+            ("exception", f.exception or ""),
         )
         message = f"container {f.container.name!r} image {r.image} is {r.verdict}: {r.summary}"
         if r.recommendation and r.verdict != "supported":

@@ -53,6 +53,12 @@ class Container:
     path: str
     """Where the image sits, e.g. ``spec.template.spec.containers[0].image``."""
 
+    @property
+    def slot(self) -> tuple[str, str]:
+        """Which container this is across an update: its list (``spec.template.spec.containers``)
+        and its name. Two containers in the same slot are the same container."""
+        return self.path.rsplit("[", 1)[0], self.name
+
 
 def controlled_by(obj: Mapping[str, Any], kinds: Iterable[str]) -> bool:
     """Whether a controller of one of ``kinds`` owns the object (its owner is judged instead)."""

@@ -176,16 +176,19 @@ def test_webhook_configuration_has_safe_defaults(default: list[dict[str, Any]]) 
     excluded = next(e for e in hook["namespaceSelector"]["matchExpressions"] if e["operator"] == "NotIn")
     assert excluded["key"] == "kubernetes.io/metadata.name"
     assert {"kube-system", NS} <= set(excluded["values"])
-    assert hook["objectSelector"]["matchExpressions"][0]["key"] == "dlcguard.io/ignore"
+    # no objectSelector: a workload's owner writes its labels, so no label may switch judgement off
+    assert "objectSelector" not in hook
     assert {c["name"] for c in hook["matchConditions"]} == {"not-dlc-guard-operator", "images-may-change"}
     assert f"system:serviceaccount:{NS}:rel-dlc-guard-operator" in hook["matchConditions"][0]["expression"]
     covered = {(g, r) for rule in hook["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
-    assert covered == {(g, plural) for g, _, plural in BUILTIN_RESOURCES.values()}
+    # kubectl debug adds containers through pods/ephemeralcontainers: judged like any other
+    assert covered == {(g, plural) for g, _, plural in BUILTIN_RESOURCES.values()} | {("", "pods/ephemeralcontainers")}
     for rule in hook["rules"]:
         assert rule["operations"] == ["CREATE", "UPDATE"]
-    # the webhook's own pods carry the ignore label: it never has to admit its own replacement
+    # dlc-guard's own pods are kept out by their namespace, not by a label anyone can copy
     for d in kinds(default, "Deployment"):
-        assert d["spec"]["template"]["metadata"]["labels"]["dlcguard.io/ignore"] == "true"
+        assert not any(k.startswith("dlcguard.io/") for k in d["spec"]["template"]["metadata"]["labels"])
+        assert d["metadata"]["namespace"] in excluded["values"]
     assert "Mutating" not in {d["kind"][:8] for d in default}
 
 
@@ -261,6 +264,7 @@ def test_rbac_grants_each_component_only_what_it_uses(default: list[dict[str, An
             assert "secrets" not in rule["resources"]
     assert grants(default, "rel-dlc-guard-webhook") == {
         ("*", "dlcguard.io", "dlcguardpolicies"): READ,
+        ("*", "dlcguard.io", "dlcguardexceptions"): {"list", "watch"},
         ("*", "", "namespaces"): {"list", "watch"},
         (NS, "", "configmaps"): READ,  # the shared digest answers, by name
     }
@@ -275,6 +279,7 @@ def test_rbac_grants_each_component_only_what_it_uses(default: list[dict[str, An
         ("*", "events.k8s.io", "events"): {"create", "patch"},
         ("*", "dlcguard.io", "dlcguardpolicies"): READ,
         ("*", "dlcguard.io", "dlcguardpolicies/status"): {"get", "patch"},
+        ("*", "dlcguard.io", "dlcguardexceptions"): {"list", "watch"},
         ("*", "apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
         ("*", "kopf.dev", "clusterkopfpeerings"): READ | {"patch"},
         (NS, "", "configmaps"): {"get", "patch", "create"},  # publishes the digest answers

@@ -339,7 +339,7 @@ async def test_mutate_adds_annotations(server: Server) -> None:
         {
             "op": "add",
             "path": "/metadata/annotations",
-            "value": {"dlc-guard.io/verdict": "unsupported", "dlc-guard.io/images": '{"c0":"unsupported"}'},
+            "value": {"dlc-guard.io/verdict": "unsupported", "dlc-guard.io/unsupported-images": "c0"},
         }
     ]
     obj = pod([SOON])

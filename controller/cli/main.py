@@ -18,7 +18,7 @@ from controller.term import COLOURS, RESET, use_colour
 from policy.catalog import Catalog, CatalogError, default_catalog, load_catalog_file
 from policy.evaluate import RANK, Engine, Result
 from policy.policy import PolicyError
-from policy.registries import Mirror
+from policy.registries import DEFAULT_PULL_THROUGH, Mirror
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 FAIL_LEVELS = ("unsupported", "unknown", "outdated", "expiring", "never")
@@ -84,7 +84,8 @@ def engine_from_args(args: argparse.Namespace, resolver: DigestResolver | None =
     catalog = load_catalog_option(args.catalog)
     as_of = args.as_of or dt.datetime.now(dt.UTC).date()
     book = resolver.book if resolver is not None else None
-    return Engine(catalog, as_of, args.warn_days, tuple(Mirror(m) for m in args.mirror), digests=book)
+    mirrors = (*(Mirror(m) for m in args.mirror), *DEFAULT_PULL_THROUGH)
+    return Engine(catalog, as_of, args.warn_days, mirrors, digests=book)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,9 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="watch namespace labels through the Kubernetes API (for namespaceSelector exemptions)",
     )
     wh.add_argument(
+        "--watch-exceptions",
+        action="store_true",
+        help="follow the cluster's DLCGuardException resources (exemptions granted through RBAC)",
+    )
+    wh.add_argument(
         "--kubeconfig",
         metavar="FILE",
-        help="kubeconfig for --watch-namespaces and --policy-resource (default: $KUBECONFIG, in-cluster)",
+        help="kubeconfig for --watch-namespaces, --watch-exceptions and --policy-resource "
+        "(default: $KUBECONFIG, in-cluster)",
     )
     wh.add_argument(
         "--catalog-refresh-minutes",
@@ -287,6 +294,7 @@ def cmd_webhook(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr:
         warn_days=args.warn_days,
         namespace=args.namespace,
         watch_namespaces=args.watch_namespaces,
+        watch_exceptions=args.watch_exceptions,
         log_denies=args.log_denies,
         kubeconfig=args.kubeconfig,
         policy_resource=args.policy_resource,

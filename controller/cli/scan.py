@@ -15,6 +15,7 @@ from controller.scan.output import FORMATS, render
 from controller.scan.sources import Document, SourceError, read_sources
 from controller.term import use_colour
 from policy.evaluate import Engine
+from policy.exceptions import EXCEPTION_KIND, load_exceptions
 from policy.registries import Mirror
 from policy.workloads import BUILTIN_KINDS
 
@@ -42,6 +43,14 @@ def add_parser(sub: Any, add_engine_options: Any, add_fail_on: Any) -> None:
     )
     p.add_argument("--all-namespaces", "-A", action="store_true", help="with --cluster: every namespace")
     p.add_argument("--policy", metavar="FILE", help="policy document (levels, exemptions, mirrors, custom kinds)")
+    p.add_argument(
+        "--exceptions",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="DLCGuardException documents to honour (repeatable); with --cluster the cluster's are read too. "
+        "Exceptions inside the scanned manifests are never honoured: they grant nothing until admitted",
+    )
     add_engine_options(p)
     p.set_defaults(warn_days=None)
     p.add_argument("--output", "-o", choices=tuple(FORMATS), default="table")
@@ -80,10 +89,26 @@ def cmd_scan(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: Te
     mirrors = (*policy.mirrors, *(Mirror(m) for m in args.mirror))
     resolver = resolver_from_args(args)
     engine = Engine(catalog, as_of, warn_days, mirrors, digests=resolver.book if resolver else None)
-    kinds = [*BUILTIN_KINDS, *policy.custom_kinds]
+    kinds = [*BUILTIN_KINDS, *policy.custom_kinds, *([EXCEPTION_KIND] if args.cluster else [])]
     items: Iterable[Document | SourceError] = (
         _cluster_items(args, kinds, stderr) if args.cluster else read_sources(args.paths, stdin)
     )
+    granted: list[Any] = []
+    problems: list[SourceError] = []
+    for path in args.exceptions:
+        for item in read_sources([path], stdin):
+            if isinstance(item, SourceError):
+                problems.append(item)
+            elif item.obj.get("kind") == EXCEPTION_KIND:
+                granted.append(item.obj)
+    if args.cluster:  # the cluster's own exceptions: they exist, so RBAC let someone grant them
+        items = list(items)
+        granted += [i.obj for i in items if isinstance(i, Document) and i.obj.get("kind") == EXCEPTION_KIND]
+        items = [i for i in items if not (isinstance(i, Document) and i.obj.get("kind") == EXCEPTION_KIND)]
+    exceptions, rejected = load_exceptions(granted)
+    problems += [SourceError("exceptions", why) for why in rejected]
+    policy = policy.with_exceptions(exceptions)
+    items = [*problems, *items] if problems else items
     if resolver is not None:  # look every digest up first, then judge
         items = list(items)
         resolver.resolve_all(engine, images_of(items, policy))

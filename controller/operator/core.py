@@ -20,16 +20,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policy.evaluate import Engine
-from policy.judge import Judgement, judge_object
+from policy.judge import (
+    ANNOTATION_KEYS,
+    ANNOTATION_NEXT,
+    ANNOTATION_UNSUPPORTED,
+    ANNOTATION_VERDICT,
+    Judgement,
+    annotations_for,
+    judge_object,
+)
 from policy.policy import Policy
 from policy.report import ReportBook, WorkloadRef, results_for
 from policy.workloads import BUILTIN_KINDS, Container, containers_of, controlled_by, pod_spec_paths
 
 __all__ = ["ANNOTATION_NEXT", "ANNOTATION_VERDICT", "Change", "Core", "Event"]
 
-ANNOTATION_VERDICT = "dlc-guard.io/verdict"
-ANNOTATION_NEXT = "dlc-guard.io/next-change"
-ANNOTATION_IMAGES = "dlc-guard.io/unsupported-images"
+ANNOTATION_IMAGES = ANNOTATION_UNSUPPORTED
 ANNOUNCED = ("unsupported", "expiring")
 
 
@@ -56,6 +62,8 @@ class Tracked:
     containers: list[Container]
     annotations: dict[str, str] = field(default_factory=dict)
     """The dlc-guard annotations the object carries (as last seen or written)."""
+    owners: frozenset[str] = frozenset()
+    """Kinds of the object's controllers (when one of them is watched, it is judged instead)."""
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -69,12 +77,16 @@ class Core:
         engine: Engine,
         policy: Policy,
         clock: Callable[[], float] = time.time,
+        watched: frozenset[str] | None = None,
     ) -> None:
         self.engine = engine
         self.policy = policy
         self.clock = clock
         self.book = ReportBook()
         self.tracked: dict[tuple[str, str, str], Tracked] = {}
+        self.watched: frozenset[str] = frozenset(policy.custom_kinds) if watched is None else watched
+        """The custom kinds whose objects are observed: a Pod whose controller is of a kind nobody
+        watches is judged itself, so no image goes unreported."""
 
     @property
     def today(self) -> dt.date:
@@ -82,7 +94,20 @@ class Core:
 
     @property
     def kinds(self) -> list[str]:
-        return [*BUILTIN_KINDS, *self.policy.custom_kinds]
+        return [*BUILTIN_KINDS, *self.watched]
+
+    def watch_kinds(self, kinds: frozenset[str]) -> set[str]:
+        """The custom kinds now watched; objects controlled by a newly watched kind are forgotten
+        (their owner reports them). Returns the namespaces whose reports changed."""
+        added = kinds - self.watched
+        self.watched = kinds
+        dirty = set()
+        for key, t in list(self.tracked.items()):
+            if t.owners & added:
+                self.tracked.pop(key)
+                if self.book.remove(t.ref.namespace, t.ref.kind, t.ref.name):
+                    dirty.add(t.ref.namespace)
+        return dirty
 
     def observe(self, obj: Mapping[str, Any], api_version: str | None = None) -> Change | None:
         """A watched object was added or modified; ``None`` when it is not dlc-guard's to judge."""
@@ -105,11 +130,12 @@ class Core:
             ref,
             {str(k): str(v) for k, v in raw_labels.items()} if isinstance(raw_labels, Mapping) else {},
             containers_of(obj, paths),
-            {
-                k: str(v)
-                for k, v in (raw_ann.items() if isinstance(raw_ann, Mapping) else ())
-                if k in (ANNOTATION_VERDICT, ANNOTATION_NEXT, ANNOTATION_IMAGES)
-            },
+            {k: str(v) for k, v in (raw_ann.items() if isinstance(raw_ann, Mapping) else ()) if k in ANNOTATION_KEYS},
+            frozenset(
+                str(r.get("kind"))
+                for r in meta.get("ownerReferences") or []
+                if isinstance(r, Mapping) and r.get("controller")
+            ),
         )
         self.tracked[(ref.namespace, kind, name)] = t
         return self._judge(t)
@@ -148,17 +174,7 @@ class Core:
         results = [] if j.exempt_namespace else results_for(j, t.ref, int(self.clock()))
         change.report_changed = self.book.put(t.ref, results)
         worst = j.worst
-        wanted: dict[str, str] = {}
-        if worst is not None and not j.exempt_namespace:
-            wanted[ANNOTATION_VERDICT] = worst.verdict
-            nxt = j.next_change
-            if nxt is not None:
-                wanted[ANNOTATION_NEXT] = nxt.isoformat()
-            bad = sorted(
-                {f.container.name for f in j.findings if f.exempt is None and f.result.verdict == "unsupported"}
-            )
-            if bad:
-                wanted[ANNOTATION_IMAGES] = ",".join(bad)
+        wanted = {} if j.exempt_namespace else annotations_for(j.findings)
         if wanted != t.annotations:
             change.annotations = {k: wanted.get(k) for k in {*wanted, *t.annotations}}
             previous = t.annotations.get(ANNOTATION_VERDICT)

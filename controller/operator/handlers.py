@@ -29,13 +29,16 @@ import kopf
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from controller.kube.client import ClusterError, Rest, collection_path, connect_api
+from controller.kube.exceptions import EXCEPTION_GROUP, EXCEPTION_PLURAL, EXCEPTION_VERSION
 from controller.kube.policyresource import POLICY_GROUP, POLICY_PLURAL, POLICY_VERSION
 from controller.operator.catalogsource import CatalogSource
 from controller.operator.core import Change, Core
+from controller.operator.customkinds import CustomKinds, KindResource, on_loop
 from controller.registry.resolver import DigestResolver, images_of
 from controller.registry.share import publish
 from policy.catalog import Catalog, default_catalog
 from policy.evaluate import Engine
+from policy.exceptions import GuardException, load_exceptions
 from policy.policy import Policy, PolicyError, load_policy
 from policy.report import REPORT_API, REPORT_NAME, WorkloadRef
 from policy.workloads import BUILTIN_KINDS
@@ -90,7 +93,11 @@ class Runtime:
         policy = load_policy({}, "default policy", settings.controller_namespace)
         self.book = settings.resolver.book if settings.resolver is not None else None
         """Digest answers (``None`` without registry lookups)."""
-        self.core = Core(self.engine_for(policy), policy)
+        self.core = Core(self.engine_for(policy), policy, watched=frozenset())
+        self.exception_docs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.exceptions: tuple[GuardException, ...] = ()
+        self.custom: CustomKinds | None = None
+        """Watches of the policy's custom kinds (started with the operator)."""
         self.digests_seen = self.book.version if self.book is not None else 0
         self.dirty: set[str] = set()
         self.policy_generation: Any = None
@@ -117,6 +124,62 @@ class Runtime:
 
     def new_engine(self) -> Engine:
         return self.engine_for(self.core.policy)
+
+    # -- watching ----------------------------------------------------------------------
+    async def observe(self, type_: str, obj: dict[str, Any], resource: tuple[str, str, str]) -> None:
+        """A watched workload was added, modified or deleted (kopf's watches and ours)."""
+        kind = str(obj.get("kind") or "")
+        self.resources.setdefault(kind, resource)
+        meta = obj.get("metadata") or {}
+        if type_ == "DELETED":
+            if self.core.forget(kind, str(meta.get("namespace") or ""), str(meta.get("name") or "")):
+                self.dirty.add(str(meta.get("namespace") or ""))
+            return
+        change = self.core.observe(obj)
+        resolver = self.settings.resolver
+        if resolver is not None:
+            # digest-pinned images: look them up in the background; answers re-judge everything
+            resolver.start(self.core.engine, images_of([obj], self.core.policy))
+        if change is not None:
+            await self.carry_out(change)
+
+    async def custom_event(self, res: KindResource, type_: str, obj: dict[str, Any]) -> None:
+        await self.observe(type_, obj, (res.group, res.version, res.plural))
+
+    async def custom_synced(self, res: KindResource, namespace: str | None, items: list[dict[str, Any]]) -> None:
+        """A (re)list of a custom kind: what is not in it any more was deleted meanwhile."""
+        present = {(str((o.get("metadata") or {}).get("namespace") or ""), str(o["metadata"]["name"])) for o in items}
+        for ns, kind, name in list(self.core.tracked):
+            if kind == res.kind and (namespace is None or ns == namespace) and (ns, name) not in present:
+                await self.observe("DELETED", {"kind": kind, "metadata": {"namespace": ns, "name": name}}, ("", "", ""))
+        for obj in items:
+            await self.observe("ADDED", obj, (res.group, res.version, res.plural))
+        if res.kind not in self.core.watched:
+            self.dirty |= self.core.watch_kinds(self.core.watched | {res.kind})
+
+    async def follow_custom_kinds(self) -> None:
+        if self.custom is None:
+            return
+        _, stopped = await asyncio.to_thread(self.custom.follow, self.core.policy.custom_kinds)
+        if stopped:
+            self.core.watch_kinds(self.core.watched - set(stopped))
+            for ns, kind, name in list(self.core.tracked):
+                if kind in stopped and self.core.forget(kind, ns, name):
+                    self.dirty.add(ns)
+
+    async def set_exception(self, type_: str, body: dict[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        if type_ == "DELETED":
+            self.exception_docs.pop(key, None)
+        else:
+            self.exception_docs[key] = body
+        good, bad = load_exceptions(self.exception_docs.values())
+        for why in bad:
+            log.warning("exception rejected: %s", why)
+        if good != self.exceptions:
+            self.exceptions = good
+            await self.reevaluate(f"{len(good)} exceptions in force", self.core.policy)
 
     # -- writing -----------------------------------------------------------------------
     def path_of(self, ref: WorkloadRef) -> str | None:
@@ -220,9 +283,10 @@ class Runtime:
                 self.dirty.add(ns)  # try again on the next flush
         self.workloads.set(len(self.core.tracked))
 
-    async def reevaluate(self, why: str, policy: Any = None) -> None:
+    async def reevaluate(self, why: str, policy: Policy | None = None) -> None:
         if policy is not None:
-            self.core.policy = policy  # first: the new engine takes its warning window and mirrors
+            # first: the new engine takes its warning window and mirrors
+            self.core.policy = policy.with_exceptions(self.exceptions)
         changes = self.core.reevaluate(self.new_engine())
         log.info("re-evaluated %d workloads (%s): %d changed", len(self.core.tracked), why, len(changes))
         for c in changes:
@@ -307,27 +371,27 @@ def make_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         settings.watching.server_timeout = 300
         settings.persistence.finalizer = "dlcguard.io/unused"  # no finalizers: every handler is stateless
         settings.peering.lifetime = _rt().settings.peering_lifetime
+        rt = _rt()
+        loop = asyncio.get_running_loop()
+        rt.custom = CustomKinds(
+            rt.rest.api, rt.settings.namespaces, on_loop(loop, rt.custom_event), on_loop(loop, rt.custom_synced)
+        )
+        await rt.follow_custom_kinds()
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        if _rt().custom is not None:
+            _rt().custom.stop()  # type: ignore[union-attr]
 
     async def on_workload(*, type: str, body: kopf.Body, resource: kopf.Resource, **_: Any) -> None:
-        rt = _rt()
-        obj = dict(body)
-        kind = str(obj.get("kind") or "")
-        rt.resources.setdefault(kind, (resource.group, resource.version, resource.plural))
-        meta = obj.get("metadata") or {}
-        if type == "DELETED":
-            if rt.core.forget(kind, str(meta.get("namespace") or ""), str(meta.get("name") or "")):
-                rt.dirty.add(str(meta.get("namespace") or ""))
-            return
-        change = rt.core.observe(obj)
-        resolver = rt.settings.resolver
-        if resolver is not None:
-            # digest-only images: look them up in the background; answers re-judge everything
-            resolver.start(rt.core.engine, images_of([obj], rt.core.policy))
-        if change is not None:
-            await rt.carry_out(change)
+        await _rt().observe(type, dict(body), (resource.group, resource.version, resource.plural))
 
     for group, version, plural in BUILTIN_RESOURCES.values():
         kopf.on.event(group, version, plural, registry=registry)(on_workload)
+
+    @kopf.on.event(EXCEPTION_GROUP, EXCEPTION_VERSION, EXCEPTION_PLURAL, registry=registry)
+    async def on_exception(*, type: str, body: kopf.Body, **_: Any) -> None:
+        await _rt().set_exception(type, dict(body))
 
     @kopf.on.event(POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL, registry=registry)
     async def on_policy(*, type: str, body: kopf.Body, name: str, **_: Any) -> None:
@@ -342,6 +406,7 @@ def make_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         if type == "DELETED":
             policy = load_policy({}, "default policy", rt.settings.controller_namespace)
             await rt.reevaluate("policy deleted: defaults", policy)
+            await rt.follow_custom_kinds()
             return
         try:
             policy = load_policy(dict(body), f"DLCGuardPolicy {name}", rt.settings.controller_namespace)
@@ -351,8 +416,15 @@ def make_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
             return
         spec = dict(body.get("spec") or {})
         rt.catalog_source = CatalogSource(spec.get("catalog"))
-        await asyncio.to_thread(rt.set_policy_status, name, True, "Valid", "policy accepted", generation)
+        message = "policy accepted"
+        if policy.self_service:
+            # say it where the admin looks: these exemptions are the workload owner's to take
+            message += "; self-service exemptions (workload owners can grant these themselves): " + "; ".join(
+                policy.self_service
+            )
+        await asyncio.to_thread(rt.set_policy_status, name, True, "Valid", message, generation)
         await rt.reevaluate("policy changed", policy)
+        await rt.follow_custom_kinds()
 
     return registry
 
@@ -371,10 +443,15 @@ async def background(rt: Runtime, stop: asyncio.Event) -> None:
             if not active:
                 if rt.was_active:
                     log.info("standing by: another replica works (peering %s)", rt.settings.peering)
-                    rt.core = Core(rt.new_engine(), rt.core.policy)  # kopf lists everything again on resume
+                    # kopf lists everything again on resume (and so do the custom-kind watches)
+                    rt.core = Core(rt.new_engine(), rt.core.policy, watched=frozenset())
+                    if rt.custom is not None:
+                        rt.custom.stop()
                     rt.dirty.clear()
                 rt.was_active = False
                 continue
+            if not rt.was_active:
+                await rt.follow_custom_kinds()  # resumed: list the custom kinds again
             rt.was_active = True
             last_day, last_eval, last_refresh = await _background_step(rt, last_day, last_eval, last_refresh)
         except Exception:  # never let the background loop die: log and try again on the next tick

@@ -91,7 +91,8 @@ class DigestResolver:
             store.load(book)
 
     def wanted(self, engine: Engine, images: Iterable[str]) -> list[tuple[ImageReference, Location]]:
-        """The digest-only DLC references among ``images`` the book cannot answer yet."""
+        """The digest-pinned DLC references among ``images`` (with a tag or without: the digest
+        decides what runs) that the book cannot answer yet."""
         out: dict[str, tuple[ImageReference, Location]] = {}
         now = time.monotonic()
         for text in images:
@@ -101,7 +102,7 @@ class DigestResolver:
                 ref = parse_reference(text)
             except InvalidReference:
                 continue
-            if ref.tag is not None or ref.digest is None or ref.digest in self.book or ref.digest in out:
+            if ref.digest is None or ref.digest in self.book or ref.digest in out:
                 continue
             if now - self._failed_at.get(ref.digest, -1e18) < self.retry_seconds:
                 continue  # failed recently: the book keeps the reason
@@ -125,8 +126,10 @@ class DigestResolver:
         digest = ref.digest
         try:
             self.lookups += 1
+            # the tag the reference names first: it is the likeliest to point at the digest
             candidates = [
-                img.tag for fam in loc.families for img in sorted(fam.images, key=lambda i: i.order, reverse=True)
+                *([ref.tag] if ref.tag else []),
+                *(img.tag for fam in loc.families for img in sorted(fam.images, key=lambda i: i.order, reverse=True)),
             ]
             ident = self.client.resolve(ref.registry, ref.path, digest, candidates, loc.families[0].framework)
         except RegistryError as exc:

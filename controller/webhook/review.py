@@ -14,15 +14,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from controller import jsonio
-from policy.evaluate import PENDING, RANK, Engine
-from policy.judge import Finding, judge_object, labels_of
+from policy.evaluate import RANK, Engine, pending
+from policy.judge import Finding, OldImages, annotations_for, judge_object, labels_of, old_images_of
 from policy.policy import Policy
 from policy.workloads import Container, containers_of, pod_spec_paths
 
 WARNING_MAX = 256
 WARNINGS_TOTAL_MAX = 4000
 MESSAGE_MAX = 1024
-ANNOTATION_PREFIX = "dlc-guard.io/"
 
 
 class BadReview(ValueError):
@@ -46,7 +45,7 @@ class Decision:
     @property
     def pending_images(self) -> list[str]:
         """Images judged ``unknown`` only until a registry answers (digest-only references)."""
-        return [f.result.image for f in self.findings if f.result.reasons and f.result.reasons[0].code in PENDING]
+        return [f.result.image for f in self.findings if pending(f.result)]
 
 
 def _req(body: Any) -> Mapping[str, Any]:
@@ -94,6 +93,11 @@ class DecisionCache:
         self._entries[key] = d
 
 
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
 def _labels_key(obj: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(labels_of(obj).items()))
 
@@ -119,11 +123,9 @@ def decide(
     if paths is None:
         return Decision(uid=uid, dry_run=dry_run, decision="skip")
     old = req.get("oldObject")
-    old_images = (
-        frozenset(c.image for c in containers_of(old, paths))
-        if operation == "UPDATE" and isinstance(old, Mapping)
-        else None
-    )
+    # per container: an image counts as already running only in the same container it ran in
+    is_update = operation == "UPDATE" and isinstance(old, Mapping)
+    old_images = old_images_of(containers_of(old, paths)) if is_update and isinstance(old, Mapping) else None
     ns_labels = namespace_labels(namespace) if namespace_labels and policy.needs_namespace_labels else None
     containers = containers_of(obj, paths)
     key: Hashable = None
@@ -132,6 +134,7 @@ def decide(
             kind,
             operation,
             namespace,
+            str(_meta(obj).get("name") or _meta(obj).get("generateName") or ""),
             dry_run,
             tuple(containers),
             _labels_key(obj),
@@ -154,7 +157,7 @@ def _decide(
     kind: str,
     namespace: str,
     dry_run: bool,
-    old_images: frozenset[str] | None,
+    old_images: OldImages | None,
     ns_labels: Mapping[str, str] | None,
     containers: list[Container],
     engine: Engine,
@@ -187,10 +190,12 @@ def _decide(
     judged = [f for f in d.findings if f.result.dlc]
     if not judged:
         return d
-    d.worst = max((f.result for f in judged), key=lambda r: r.rank).verdict
+    worst = j.worst  # the same rule as the operator's: exempt images do not count
+    d.worst = worst.verdict if worst is not None else None
     deny = [f for f in judged if f.exempt is None and not f.preexisting and f.result.reaches(settings.deny_level)]
     warn = [f for f in judged if f.exempt is None and f.result.reaches(settings.warn_level)]
-    d.audit["verdict"] = d.worst
+    if d.worst is not None:
+        d.audit["verdict"] = d.worst
     d.audit["images"] = _short(jsonio.dumps({f.container.name: f.result.verdict for f in judged}).decode(), 2000)
     exempted = [f for f in judged if f.exempt]
     if exempted:
@@ -257,21 +262,23 @@ def response(d: Decision) -> dict[str, Any]:
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp}
 
 
+def for_mutation(body: Any, d: Decision) -> Decision:
+    """The ``/mutate`` answer built from the validating decision ``d`` (which may be a cached one
+    that ``/validate`` also answers with, so it is never changed): it never denies or warns and
+    only records the verdicts as annotations."""
+    ops = annotation_patch(body, d)
+    return replace(d, allowed=True, message=None, warnings=[], patch=ops or None)
+
+
 def annotation_patch(body: Any, d: Decision) -> list[dict[str, Any]]:
-    """JSONPatch that records the verdicts as annotations on the object (for /mutate)."""
+    """JSONPatch that records the verdicts as annotations on the object (for /mutate), with the
+    operator's vocabulary (:func:`policy.judge.annotations_for`)."""
     req = _req(body)
     obj = req.get("object") if isinstance(req.get("object"), Mapping) else {}
     meta = obj.get("metadata") if isinstance(obj, Mapping) else None
-    judged = [f for f in d.findings if f.result.dlc]
-    if not judged:
+    values = annotations_for(d.findings)
+    if not values:
         return []
-    values = {
-        f"{ANNOTATION_PREFIX}verdict": d.worst or "supported",
-        f"{ANNOTATION_PREFIX}images": jsonio.dumps({f.container.name: f.result.verdict for f in judged}).decode(),
-    }
-    nxt = [f.result.next_change for f in judged if f.result.next_change]
-    if nxt:
-        values[f"{ANNOTATION_PREFIX}next-change"] = min(nxt).isoformat()
     ops: list[dict[str, Any]] = []
     if not isinstance(meta, Mapping):
         ops.append({"op": "add", "path": "/metadata", "value": {"annotations": values}})

@@ -30,9 +30,10 @@ from controller.kube.client import Rest
 from controller.operator.catalogsource import CatalogSource, Fetched
 from controller.policyfile import load_policy_file, with_mode
 from controller.registry.resolver import DigestResolver
-from controller.webhook.review import BadReview, Decision, DecisionCache, annotation_patch, decide, response
+from controller.webhook.review import BadReview, Decision, DecisionCache, decide, for_mutation, response
 from policy.catalog import Catalog, CatalogError, default_catalog, load_catalog_file
 from policy.evaluate import Engine
+from policy.exceptions import GuardException
 from policy.policy import Policy, PolicyError, load_policy
 
 log = logging.getLogger("dlc_guard.webhook")
@@ -71,6 +72,8 @@ class WebhookSettings:
     """The longest a review waits for a registry; later reviews use the answer."""
     digest_configmap: str | None = None
     """Read the operator's digest answers from this ConfigMap (in ``namespace``)."""
+    watch_exceptions: bool = False
+    """Follow the cluster's ``DLCGuardException`` resources (none apply until first listed)."""
 
 
 class State:
@@ -88,6 +91,7 @@ class State:
         self.source_catalog: Catalog | None = None
         """The catalog fetched from the policy's ``spec.catalog`` (``None``: file or embedded)."""
         self.catalog_source = CatalogSource(None)
+        self.exceptions: tuple[GuardException, ...] = ()
         self.decisions = DecisionCache()
         self.metrics = Metrics(registry)
 
@@ -105,7 +109,7 @@ class State:
         else:
             policy = load_policy_file(s.policy_file, s.namespace, s.mode)
         warn_days = s.warn_days if s.warn_days is not None else policy.warn_days
-        self.catalog, self.policy = catalog, policy
+        self.catalog, self.policy = catalog, policy.with_exceptions(self.exceptions)
         book = s.resolver.book if s.resolver is not None else None
         self.engine = Engine(catalog, self.today(), warn_days, policy.mirrors, digests=book)
         age = catalog.age_days(self.today())
@@ -143,6 +147,16 @@ class State:
                 generation,
                 extra={"mode": self.policy.defaults.mode if self.policy else None},
             )
+
+    def set_exceptions(self, exceptions: tuple[GuardException, ...]) -> None:
+        """A new set of DLCGuardExceptions (on the event loop): a new policy object, so the
+        decision cache starts afresh."""
+        if exceptions == self.exceptions:
+            return
+        self.exceptions = exceptions
+        if self.policy is not None:
+            self.policy = self.policy.with_exceptions(exceptions)
+        log.info("%d DLCGuardExceptions in force", len(exceptions))
 
     def refresh_date(self) -> None:
         """A new day: re-create the engine so verdicts move with the calendar."""
@@ -236,10 +250,9 @@ async def _review(request: web.Request, mutate: bool) -> web.Response:
         ):
             d = decide(body, state.engine, state.policy, state.today(), state.namespace_labels, state.decisions)
         if mutate:
-            # the mutating endpoint never denies: it records verdicts as annotations
-            d.allowed, d.message, d.warnings = True, None, []
-            ops = annotation_patch(body, d)
-            d.patch = ops if ops else None
+            # the mutating endpoint never denies: it records verdicts as annotations, on a copy
+            # (the decision may be the cached one /validate answers with)
+            d = for_mutation(body, d)
         doc = response(d)
     except BadReview as exc:
         state.metrics.bad.inc()
@@ -345,13 +358,26 @@ SSL_KEY = web.AppKey("ssl", ssl.SSLContext)
 
 async def _start_watch(app: web.Application) -> Any:
     task = asyncio.create_task(_watch(app))
+    loop = asyncio.get_running_loop()
     follower = app.get(FOLLOW_KEY)
     if follower is not None:
-        follower.start(asyncio.get_running_loop())
+        follower.start(loop)
+    exceptions = None
+    if app[STATE].settings.watch_exceptions:
+        from controller.kube.exceptions import ExceptionWatch
+
+        state = app[STATE]
+        def deliver(found: tuple[GuardException, ...]) -> None:
+            loop.call_soon_threadsafe(state.set_exceptions, found)
+
+        exceptions = ExceptionWatch(deliver)
+        exceptions.start(app[API_KEY])
     yield
     task.cancel()
     if follower is not None:
         follower.stop()
+    if exceptions is not None:
+        exceptions.stop()
 
 
 class PolicyFollower:
@@ -391,6 +417,7 @@ class PolicyFollower:
 
 
 FOLLOW_KEY = web.AppKey("follow", PolicyFollower)
+API_KEY = web.AppKey("api", object)
 
 
 def make_ssl_context(cert: str, key: str) -> ssl.SSLContext:
@@ -417,9 +444,11 @@ def make_app(
     app[STATE] = state
     if ssl_context is not None:
         app[SSL_KEY] = ssl_context
-    if settings.policy_resource is not None:
+    if settings.policy_resource is not None or settings.watch_exceptions:
         if api_client is None:
-            raise ValueError("following a policy resource needs a Kubernetes API client")
+            raise ValueError("following a policy resource or exceptions needs a Kubernetes API client")
+        app[API_KEY] = api_client
+    if settings.policy_resource is not None:
         app[FOLLOW_KEY] = PolicyFollower(state, api_client)
     app.router.add_post("/validate", validate)
     app.router.add_post("/mutate", mutate)
@@ -436,7 +465,7 @@ def serve(settings: WebhookSettings) -> None:
     ctx = make_ssl_context(settings.tls_cert, settings.tls_key)
     labels = None
     api = None
-    if settings.watch_namespaces or settings.policy_resource or settings.digest_configmap:
+    if settings.watch_namespaces or settings.policy_resource or settings.digest_configmap or settings.watch_exceptions:
         from controller.kube.client import connect_api
 
         api = connect_api(settings.kubeconfig)

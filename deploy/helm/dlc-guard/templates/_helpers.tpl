@@ -58,8 +58,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
-{{/* Namespaces the API server never sends: the release namespace, the excluded ones, and any
-     labelled with the ignore label. */}}
+{{/* Namespaces the API server never sends: the release namespace (dlc-guard's own pods live
+     there, so the webhook never has to admit its own replacement), the excluded ones, and any
+     namespace labelled with the ignore label. Only who may edit Namespace objects (cluster
+     admins, not namespace users) can set that label. There is no objectSelector: a workload's
+     owner writes its labels, so a label on the object must never switch judgement off. */}}
 {{- define "dlc-guard.webhook.namespaceSelector" -}}
 matchExpressions:
   - key: kubernetes.io/metadata.name
@@ -70,18 +73,12 @@ matchExpressions:
     values: ["true"]
 {{- end }}
 
-{{- define "dlc-guard.webhook.objectSelector" -}}
-matchExpressions:
-  - key: {{ .Values.webhook.ignoreLabel }}
-    operator: NotIn
-    values: ["true"]
-{{- end }}
-
 {{- define "dlc-guard.webhook.rules" -}}
 - apiGroups: [""]
   apiVersions: [v1]
   operations: [CREATE, UPDATE]
-  resources: [pods, replicationcontrollers, podtemplates]
+  # pods/ephemeralcontainers: `kubectl debug` adds containers through that subresource
+  resources: [pods, pods/ephemeralcontainers, replicationcontrollers, podtemplates]
   scope: Namespaced
 - apiGroups: [apps]
   apiVersions: [v1]
