@@ -106,6 +106,7 @@ class Product:
                 f"--tls-key={self.key}",
                 "--policy-resource=default",
                 "--watch-namespaces",
+                "--watch-exceptions",
                 "--catalog-refresh-minutes=0.05",
                 f"--as-of={AS_OF}",
                 *self.digest_args(),
@@ -188,7 +189,8 @@ def wait_for(fn: Callable[[], T | None], timeout: float, what: str, product: Pro
         time.sleep(0.25)
 
 
-def render_chart(mirror: str) -> list[dict[str, Any]]:
+def render_chart(mirror: str, *sets: str) -> list[dict[str, Any]]:
+    extra = [a for s in sets for a in ("--set-json" if s.startswith("json:") else "--set", s.removeprefix("json:"))]
     out = subprocess.run(
         [
             str(BIN / "helm"),
@@ -207,6 +209,7 @@ def render_chart(mirror: str) -> list[dict[str, Any]]:
             "webhook.timeoutSeconds=5",
             "--set",
             f"policy.mirrors={{{mirror}}}",
+            *extra,
         ],
         capture_output=True,
         text=True,
