@@ -367,6 +367,7 @@ async def _start_watch(app: web.Application) -> Any:
         from controller.kube.exceptions import ExceptionWatch
 
         state = app[STATE]
+
         def deliver(found: tuple[GuardException, ...]) -> None:
             loop.call_soon_threadsafe(state.set_exceptions, found)
 
