@@ -484,3 +484,10 @@ def test_the_operators_identity_is_not_an_exemption_for_others(w: World) -> None
     alice = w.alice
     r = alice.kubectl("--as=system:serviceaccount:dlc-guard:rel-dlc-guard-operator", "run", "y", f"--image={OLD}")
     refused(r, "forbidden")  # impersonation is not hers to use
+
+
+def test_the_api_server_refuses_an_exception_without_expiry(w: World) -> None:
+    doc = exception("forever", TEAM, "2027-01-31")
+    del doc["spec"]["expires"]
+    r = w.p.apply(doc)
+    assert r.returncode != 0 and "spec.expires" in r.stderr, r.stderr

@@ -457,3 +457,24 @@ def test_install_keeps_the_certificate_until_it_nears_expiry(cluster: ControlPla
         assert policy["spec"]["mode"] == "warn"
     finally:
         helm("uninstall", "rel", "-n", NS, env=env, check=False)
+
+
+def test_exceptions_are_granted_by_rbac_not_by_the_workload_owner(
+    tmp_path: Path, default: list[dict[str, Any]]
+) -> None:
+    crd = yaml.safe_load((CHART / "crds" / "dlcguard.io_dlcguardexceptions.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert set(schema["required"]) == {"reason", "expires", "images"}
+    assert schema["properties"]["expires"]["format"] == "date"
+    roles = {d["metadata"]["name"]: d for d in kinds(default, "ClusterRole")}
+    approver, viewer = roles["rel-dlc-guard-exception-approver"], roles["rel-dlc-guard-exception-viewer"]
+    assert {"create", "patch"} <= set(approver["rules"][0]["verbs"])
+    assert not any("aggregate-to" in k for k in approver["metadata"]["labels"]), "no self-service by default"
+    assert set(viewer["rules"][0]["verbs"]) == READ
+    assert viewer["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    bound = kinds(default, "ClusterRoleBinding") + kinds(default, "RoleBinding")
+    assert not any(b["roleRef"]["name"] == "rel-dlc-guard-exception-approver" for b in bound), "bound to nobody"
+    group = {"kind": "Group", "name": "platform-security", "apiGroup": "rbac.authorization.k8s.io"}
+    docs = render(tmp_path, {"exceptions": {"approvers": [group]}})
+    binding = one(docs, "ClusterRoleBinding", "rel-dlc-guard-exception-approver")
+    assert binding["subjects"][0]["name"] == "platform-security"
