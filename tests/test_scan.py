@@ -287,3 +287,29 @@ def test_console_script_reads_a_pipe() -> None:
         check=False,
     )
     assert proc.returncode == 1 and findings(proc.stdout)[0]["verdict"] == "unsupported"
+
+
+def test_exceptions_are_honoured_from_exception_files_only(tmp_path: Path) -> None:
+    granted = {
+        "apiVersion": "dlcguard.io/v1alpha1",
+        "kind": "DLCGuardException",
+        "metadata": {"name": "legacy", "namespace": "ml"},
+        "spec": {"reason": "ticket ML-2", "expires": "2027-01-31", "images": ["*pytorch-training:2.6.*"]},
+    }
+    f = tmp_path / "d.yaml"
+    # an exception inside the scanned manifests grants nothing: it has not been admitted anywhere
+    f.write_text(deployment("legacy", OLD) + "---\n" + yaml.safe_dump(granted))
+    assert run(str(f))[0] == 1
+    ex = tmp_path / "exceptions.yaml"
+    ex.write_text(yaml.safe_dump(granted))
+    code, out, _ = run(str(f), "--exceptions", str(ex), "-o", "json")
+    assert code == 0, out
+    legacy = next(g for g in findings(out) if g["name"] == "legacy")
+    assert legacy["exempt"] == "DLCGuardException ml/legacy: ticket ML-2"
+    other = tmp_path / "other.yaml"
+    other.write_text(deployment("legacy", OLD, namespace="prod"))
+    assert run(str(other), "--exceptions", str(ex))[0] == 1  # another namespace
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump({**granted, "spec": {**granted["spec"], "expires": "never"}}))
+    code, out, err = run(str(f), "--exceptions", str(broken))
+    assert code == 1 and "spec.expires" in out + err  # said, and the finding still counts
