@@ -17,7 +17,7 @@ from typing import Any
 
 from policy.catalog import Catalog, Family, Image, Line
 from policy.digests import DigestBook
-from policy.reference import ImageReference, InvalidReference, parse_reference
+from policy.reference import REFERENCE_MAX, ImageReference, InvalidReference, parse_reference
 from policy.registries import Location, Mirror, identify
 from policy.resolve import Identity, Unresolved, resolve_tag
 from policy.version import parse_version
@@ -187,6 +187,8 @@ class Engine:
         hit = self._cache.get(text)
         if hit is not None:
             return hit
+        if len(text) > REFERENCE_MAX:  # refused at once, and never kept: unique huge strings cost nothing
+            return self._evaluate(text)
         result = self._evaluate(text)
         if pending(result):
             return result  # a registry answer may still come: judge it afresh next time
@@ -203,7 +205,7 @@ class Engine:
             ref = parse_reference(text)
         except InvalidReference as exc:
             return Result(
-                text,
+                text if len(text) <= REFERENCE_MAX else exc.reference,
                 "invalid",
                 False,
                 (Reason("INVALID_REFERENCE", "invalid", exc.reason, {"position": exc.position}),),

@@ -23,11 +23,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_REGISTRY", "ImageReference", "InvalidReference", "parse_reference"]
+__all__ = ["DEFAULT_REGISTRY", "REFERENCE_MAX", "ImageReference", "InvalidReference", "parse_reference"]
 
 DEFAULT_REGISTRY = "docker.io"
 NAME_MAX = 255
 TAG_MAX = 128
+REFERENCE_MAX = NAME_MAX + 1 + TAG_MAX + 1 + len("sha512:") + 128
+"""The longest string the grammar can accept: a name, a tag and a sha512 digest at their limits.
+Anything longer is refused before any work (and never reaches a cache)."""
 
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
@@ -117,7 +120,11 @@ def _normalise(domain: str | None, path: str) -> tuple[str, str]:
 def parse_reference(text: str) -> ImageReference:
     """Parse ``text`` or raise :class:`InvalidReference` saying exactly what is wrong."""
     if not isinstance(text, str):
-        raise InvalidReference(repr(text), f"expected a string, got {type(text).__name__}")
+        raise InvalidReference(repr(text)[:80], f"expected a string, got {type(text).__name__}")
+    if len(text) > REFERENCE_MAX:
+        raise InvalidReference(
+            text[:64] + "…", f"reference is {len(text)} characters long (at most {REFERENCE_MAX} can be valid)"
+        )
     m = _REFERENCE_RE.match(text)
     if m is None:
         _explain(text)

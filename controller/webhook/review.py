@@ -52,9 +52,9 @@ def _req(body: Any) -> Mapping[str, Any]:
     if not isinstance(body, Mapping):
         raise BadReview("body must be a JSON object (an AdmissionReview)")
     if body.get("kind") != "AdmissionReview":
-        raise BadReview(f"kind must be 'AdmissionReview', got {body.get('kind')!r}")
+        raise BadReview(f"kind must be 'AdmissionReview', got {_echo(body.get('kind'))}")
     if body.get("apiVersion") != "admission.k8s.io/v1":
-        raise BadReview(f"apiVersion must be 'admission.k8s.io/v1', got {body.get('apiVersion')!r}")
+        raise BadReview(f"apiVersion must be 'admission.k8s.io/v1', got {_echo(body.get('apiVersion'))}")
     req = body.get("request")
     if not isinstance(req, Mapping):
         raise BadReview("request is missing or not an object")
@@ -67,12 +67,20 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _echo(value: Any) -> str:
+    """A value from the body, as an error message may quote it: never more than 80 characters."""
+    return _short(repr(value), 80)
+
+
 class DecisionCache:
     """Recent decisions by everything they depend on, for the replicas and rollouts that send
     the same pod template many times. Bound to one engine and policy: a reload empties it."""
 
-    def __init__(self, size: int = 4096) -> None:
+    def __init__(self, size: int = 4096, max_key_chars: int = 8192) -> None:
         self.size = size
+        self.max_key_chars = max_key_chars
+        """Decisions whose key is longer are not kept: the cache holds at most about
+        ``size * max_key_chars`` characters, whatever the bodies hold."""
         self._owner: tuple[int, int] = (0, 0)
         self._entries: dict[Hashable, Decision] = {}
         self.hits = 0
@@ -87,10 +95,23 @@ class DecisionCache:
             self.hits += 1
         return hit
 
-    def put(self, key: Hashable, d: Decision) -> None:
+    def put(self, key: Hashable, d: Decision, weight: int = 0) -> None:
+        if weight > self.max_key_chars:
+            return  # a huge object (only a direct caller sends one): judged, never kept
         if len(self._entries) >= self.size:
             del self._entries[next(iter(self._entries))]  # oldest first: dicts keep insertion order
         self._entries[key] = d
+
+
+def _weight(key: Any) -> int:
+    """About how many characters a cache key holds (strings only: the rest is small)."""
+    if isinstance(key, str):
+        return len(key)
+    if isinstance(key, Container):
+        return len(key.image) + len(key.name) + len(key.path) + len(key.field)
+    if isinstance(key, tuple | frozenset):
+        return sum(_weight(k) for k in key)
+    return 8
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -148,7 +169,7 @@ def decide(
     d = _decide(obj, str(kind), namespace, dry_run, old_images, ns_labels, containers, engine, policy, today)
     d.uid = uid
     if cache is not None and not d.pending_images:
-        cache.put(key, d)  # a decision waiting on a registry is not kept: the answer may come
+        cache.put(key, d, _weight(key))  # a decision waiting on a registry is not kept: the answer may come
     return d
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -35,8 +35,10 @@ from policy.catalog import Catalog, CatalogError, default_catalog, load_catalog_
 from policy.evaluate import Engine
 from policy.exceptions import GuardException
 from policy.policy import Policy, PolicyError, load_policy
+from policy.workloads import BUILTIN_KINDS, DEFAULT_CUSTOM_KINDS
 
 log = logging.getLogger("dlc_guard.webhook")
+OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
 MAX_BODY = 3 * 1024 * 1024  # the API server sends at most ~3 MiB objects
 
 
@@ -94,6 +96,8 @@ class State:
         self.exceptions: tuple[GuardException, ...] = ()
         self.decisions = DecisionCache()
         self.metrics = Metrics(registry)
+        self.bad_log = RateLimit(10, 10.0)
+        """At most 10 log lines about bad requests per 10 s; the rest are counted."""
 
     def today(self) -> dt.date:
         return self.settings.as_of or dt.datetime.now(dt.UTC).date()
@@ -110,6 +114,7 @@ class State:
             policy = load_policy_file(s.policy_file, s.namespace, s.mode)
         warn_days = s.warn_days if s.warn_days is not None else policy.warn_days
         self.catalog, self.policy = catalog, policy.with_exceptions(self.exceptions)
+        self.metrics.kinds = frozenset(BUILTIN_KINDS) | frozenset(policy.custom_kinds)
         book = s.resolver.book if s.resolver is not None else None
         self.engine = Engine(catalog, self.today(), warn_days, policy.mirrors, digests=book)
         age = catalog.age_days(self.today())
@@ -175,6 +180,28 @@ def _mtime(path: str) -> float:
         return -1.0
 
 
+class RateLimit:
+    """``allow()`` at most ``burst`` times per ``seconds``; what it refused is counted."""
+
+    def __init__(self, burst: int, seconds: float) -> None:
+        self.burst, self.seconds = burst, seconds
+        self._window, self._used, self._suppressed = 0.0, 0, 0
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        if now - self._window >= self.seconds:
+            self._window, self._used = now, 0
+        if self._used < self.burst:
+            self._used += 1
+            return True
+        self._suppressed += 1
+        return False
+
+    def take_suppressed(self) -> int:
+        n, self._suppressed = self._suppressed, 0
+        return n
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
@@ -200,10 +227,18 @@ class Metrics:
             "dlcguard_reloads_total", "Reloads of watched files", ["what", "result"], registry=registry
         )
         self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
+        self.kinds: frozenset[str] = frozenset(BUILTIN_KINDS) | frozenset(DEFAULT_CUSTOM_KINDS)
+        """Kinds counted by name (the built-in ones and the policy's custom kinds)."""
         self._verdicts: dict[str, Any] = {}
 
     def observe(self, endpoint: str, kind: str, operation: str, d: Decision, seconds: float) -> None:
-        """Count one review; labelled children are looked up once and kept (``labels()`` is slow)."""
+        """Count one review; labelled children are looked up once and kept (``labels()`` is slow).
+        Label values come from known sets only (anything else is ``other``): the body is the
+        caller's, and a label per unique value would let any caller grow /metrics without end."""
+        if kind not in self.kinds:
+            kind = "other"
+        if operation not in OPERATIONS:
+            operation = "other"
         key = (endpoint, kind, operation, d.decision)
         pair = self._children.get(key)
         if pair is None:
@@ -256,8 +291,10 @@ async def _review(request: web.Request, mutate: bool) -> web.Response:
         doc = response(d)
     except BadReview as exc:
         state.metrics.bad.inc()
-        log.info("bad admission request", extra={"error": str(exc)})
-        return web.json_response({"error": str(exc)}, status=400)
+        message = str(exc)[:300]
+        if state.bad_log.allow():
+            log.info("bad admission request", extra={"error": message, "suppressed": state.bad_log.take_suppressed()})
+        return web.json_response({"error": message}, status=400)
     req = body["request"]
     kind = str((req.get("kind") or {}).get("kind", "")) if isinstance(req.get("kind"), dict) else ""
     op = str(req.get("operation", ""))
@@ -285,6 +322,16 @@ async def _guarded(request: web.Request, mutate: bool) -> web.Response:
         return await _review(request, mutate)
     except web.HTTPException:
         raise
+    except (ConnectionError, ClientPayloadError, asyncio.IncompleteReadError) as exc:
+        # the caller went away mid-body: one short line (rate-limited), never a traceback
+        state = request.app[STATE]
+        state.metrics.bad.inc()
+        if state.bad_log.allow():
+            log.info(
+                "client went away mid-request",
+                extra={"error": type(exc).__name__, "suppressed": state.bad_log.take_suppressed()},
+            )
+        return web.Response(status=400)
     except Exception:  # never a crash: log it, answer 500 with no detail
         log.exception("unexpected error")
         return web.json_response({"error": "internal error"}, status=500)
