@@ -138,6 +138,24 @@ def test_ecr_hosts_use_cached_ecr_tokens() -> None:
     assert "boto3" in creds.why_none(ECR)
 
 
+def test_aws_error_text_stays_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    secret = "User: arn:aws:sts::111122223333:assumed-role/ml-platform-node is not authorized"
+
+    class Denied(Exception):
+        pass
+
+    class _Refusing:
+        def get_authorization_token(self, registryIds: list[str]) -> dict[str, Any]:
+            raise Denied(secret)
+
+    creds = Credentials({}, EcrTokens(lambda region: _Refusing()))
+    with caplog.at_level("WARNING", logger="dlc_guard.registry"):
+        assert creds.for_host(ECR) is None
+    said = creds.why_none(ECR)  # what becomes the reason users see in kubectl
+    assert "Denied" in said and "arn:aws" not in said and "ml-platform-node" not in said
+    assert secret in caplog.text  # the operator of dlc-guard still has the detail
+
+
 # -- a real registry --------------------------------------------------------------------------------
 
 needs_registry = pytest.mark.skipif(available() is not None, reason=str(available()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 import threading
 import time
@@ -19,6 +20,8 @@ from typing import Any
 __all__ = ["Credentials", "EcrTokens", "parse_docker_config"]
 
 ECR_HOST = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr(-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
+
+log = logging.getLogger("dlc_guard.registry")
 
 
 class AuthConfigError(ValueError):
@@ -87,7 +90,12 @@ class EcrTokens:
             self.error = str(exc)
             return None
         except Exception as exc:  # botocore: no credentials, access denied, endpoint unreachable
-            self.error = f"ECR token for {account} in {region}: {type(exc).__name__}: {exc}"
+            # AWS's text can name IAM roles and accounts: it goes to the log only; what reaches
+            # verdicts (and kubectl warnings) is the class of the failure
+            error = f"ECR token for {account} in {region} unavailable ({type(exc).__name__})"
+            if error != self.error:
+                log.warning("%s: %s", error, exc)
+            self.error = error
             return None
         with self._lock:
             self._tokens[(region, account)] = (password, until)
