@@ -34,7 +34,7 @@ from typing import Any
 
 from policy.selectors import LabelSelector, parse_selector
 
-__all__ = ["EXCEPTION_KIND", "ExceptionError", "GuardException", "load_exception", "load_exceptions"]
+__all__ = ["EXCEPTION_KIND", "ExceptionBook", "ExceptionError", "GuardException", "load_exception", "load_exceptions"]
 
 EXCEPTION_KIND = "DLCGuardException"
 EXCEPTION_API = "dlcguard.io/v1alpha1"
@@ -177,3 +177,38 @@ def load_exceptions(docs: Iterable[Any]) -> tuple[tuple[GuardException, ...], li
             bad.append(str(exc).replace("\n  ", " "))
     good.sort(key=lambda e: (e.namespace, e.name))
     return tuple(good), bad
+
+
+class ExceptionBook:
+    """The cluster's exception resources by namespace and name, as a list + watch delivers them,
+    and the valid ones among them (:attr:`exceptions`). Shared by the webhook and the operator."""
+
+    def __init__(self) -> None:
+        self._docs: dict[tuple[str, str], Mapping[str, Any]] = {}
+        self._rejected: set[str] = set()
+        self.exceptions: tuple[GuardException, ...] = ()
+
+    @staticmethod
+    def _key(doc: Mapping[str, Any]) -> tuple[str, str]:
+        meta = doc.get("metadata") if isinstance(doc.get("metadata"), Mapping) else {}
+        assert isinstance(meta, Mapping)
+        return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+    def replace(self, docs: Iterable[Mapping[str, Any]]) -> list[str]:
+        """A fresh listing; returns the rejections not reported before."""
+        self._docs = {self._key(d): d for d in docs}
+        return self._reload()
+
+    def apply(self, event_type: str, doc: Mapping[str, Any]) -> list[str]:
+        """One watch event; returns the rejections not reported before."""
+        if event_type == "DELETED":
+            self._docs.pop(self._key(doc), None)
+        else:
+            self._docs[self._key(doc)] = doc
+        return self._reload()
+
+    def _reload(self) -> list[str]:
+        self.exceptions, bad = load_exceptions(self._docs.values())
+        new = [why for why in bad if why not in self._rejected]
+        self._rejected = set(bad)
+        return new

@@ -26,6 +26,7 @@ __all__ = [
     "annotations_for",
     "judge_object",
     "labels_of",
+    "name_of",
     "old_images_of",
 ]
 
@@ -98,9 +99,12 @@ def annotations_for(findings: list[Finding]) -> dict[str, str]:
     return out
 
 
-def _name(meta: Mapping[str, Any]) -> str:
-    name = meta.get("name") or meta.get("generateName") or ""
-    return str(name)
+def name_of(obj: Mapping[str, Any]) -> str:
+    """The object's name, or its ``generateName`` prefix before the API server has named it."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping):
+        return ""
+    return str(meta.get("name") or meta.get("generateName") or "")
 
 
 def labels_of(obj: Mapping[str, Any]) -> dict[str, str]:
@@ -136,7 +140,7 @@ def judge_object(
     assert isinstance(meta, Mapping)
     if namespace is None:
         namespace = str(meta.get("namespace") or "")
-    j = Judgement(kind, namespace, _name(meta), policy.settings_for(namespace))
+    j = Judgement(kind, namespace, name_of(obj), policy.settings_for(namespace))
     if namespace in policy.exempt_namespaces:
         j.exempt_namespace = True
         return j

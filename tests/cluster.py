@@ -67,7 +67,8 @@ def available() -> str | None:
     return None
 
 
-def _port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for the servers tests start)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -119,7 +120,7 @@ def service_account(namespace: str, name: str) -> tuple[str, list[str]]:
 @contextmanager
 def control_plane(workdir: Path, users: Sequence[tuple[str, Sequence[str]]] = ()) -> Iterator[ControlPlane]:
     workdir.mkdir(parents=True, exist_ok=True)
-    client, peer, secure = _port(), _port(), _port()
+    client, peer, secure = free_port(), free_port(), free_port()
     etcd_log = workdir / "etcd.log"
     etcd = subprocess.Popen(
         [

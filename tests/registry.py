@@ -22,7 +22,7 @@ from typing import Any
 
 import bcrypt
 
-from tests.cluster import BIN, stop
+from tests.cluster import BIN, free_port, stop
 from tests.tls import write_cert
 
 REGISTRY = BIN / "registry"
@@ -46,12 +46,6 @@ PYTORCH_26_LABELS = {
 
 def available() -> str | None:
     return None if REGISTRY.exists() else f"{REGISTRY} missing: run `make tools`"
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -144,7 +138,7 @@ class Registry:
 def registry(workdir: Path, user: str | None = None, password: str | None = None) -> Iterator[Registry]:
     workdir.mkdir(parents=True, exist_ok=True)
     cert, key = write_cert(workdir, "dlc-guard-test-registry")
-    port = _port()
+    port = free_port()
     auth = ""
     if user is not None:
         assert password is not None

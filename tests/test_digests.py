@@ -228,9 +228,9 @@ def test_failures_are_unknown_with_a_reason(reg: Registry, images: dict[str, str
 
 
 def test_a_registry_that_is_down_is_named(tmp_path: Path) -> None:
-    from tests.registry import _port
+    from tests.cluster import free_port
 
-    host = f"127.0.0.1:{_port()}"  # nothing listens there
+    host = f"127.0.0.1:{free_port()}"  # nothing listens there
     resolver = DigestResolver(DigestBook(), RegistryClient(timeout=2))
     (r,) = judge(resolver, f"{host}/dlc", [f"{host}/dlc/pytorch-training@{MISSING}"])
     assert r.verdict == "unknown" and f"{host} unreachable" in r.reasons[0].message

@@ -15,7 +15,6 @@ import copy
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -29,7 +28,17 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
-from tests.cluster import BIN, ControlPlane, available, control_plane, deployment, pod, service_account, stop
+from tests.cluster import (
+    BIN,
+    ControlPlane,
+    available,
+    control_plane,
+    deployment,
+    free_port,
+    pod,
+    service_account,
+    stop,
+)
 from tests.conftest import ROOT
 from tests.registry import PYTORCH_26_LABELS, Registry, registry
 from tests.tls import write_cert
@@ -55,12 +64,6 @@ T = TypeVar("T")
 DIGESTS_CM = f"{RELEASE}-dlc-guard-digests"
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Product:
     cp: ControlPlane
@@ -68,7 +71,7 @@ class Product:
     cert: Path
     key: Path
     reg: Registry
-    webhook_port: int = field(default_factory=_port)
+    webhook_port: int = field(default_factory=free_port)
     webhook: subprocess.Popen[bytes] | None = None
     operators: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)

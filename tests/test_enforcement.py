@@ -11,7 +11,7 @@ from controller.webhook.review import DecisionCache, decide, for_mutation, respo
 from policy.catalog import default_catalog
 from policy.digests import DigestBook, DigestIdentity
 from policy.evaluate import Engine, pending
-from policy.exceptions import ExceptionError, load_exception, load_exceptions
+from policy.exceptions import ExceptionBook, ExceptionError, load_exception, load_exceptions
 from policy.judge import ANNOTATION_UNSUPPORTED, ANNOTATION_VERDICT, annotations_for, judge_object
 from policy.policy import load_policy
 
@@ -237,3 +237,14 @@ def test_annotations_leave_exempt_images_out() -> None:
 def test_policy_names_its_self_service_exemptions() -> None:
     p = load_policy({"exemptions": [{"namespaces": ["a"]}, {"objectSelector": {"matchLabels": {"x": "y"}}}]})
     assert p.self_service == ["exemptions[1] matches objectSelector x=y: labels the owner sets"]
+
+
+def test_the_exception_book_follows_events_and_reports_each_rejection_once() -> None:
+    book = ExceptionBook()
+    assert book.replace([exc(name="ok"), exc(name="broken", expires="never")]) != []
+    assert [e.name for e in book.exceptions] == ["ok"]
+    assert book.apply("MODIFIED", exc(name="ok", reason="renewed")) == []  # the same rejection is not said twice
+    assert book.exceptions[0].reason == "renewed"
+    book.apply("DELETED", exc(name="ok"))
+    assert book.exceptions == ()
+    assert book.apply("MODIFIED", exc(name="broken")) == [] and [e.name for e in book.exceptions] == ["broken"]

@@ -23,17 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import stop
+from tests.cluster import free_port, stop
 from tests.conftest import ROOT
 from tests.tls import write_cert
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -71,7 +65,7 @@ def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webhook]:
     cert, key = write_cert(tmp)
     policy = tmp / "policy.yaml"
     policy.write_text("spec:\n  mode: enforce\n")
-    port = _port()
+    port = free_port()
     log = tmp / "webhook.log"
     proc = subprocess.Popen(
         [

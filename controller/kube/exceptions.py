@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from controller.kube.listwatch import ListWatch
-from policy.exceptions import GuardException, load_exceptions
+from policy.exceptions import ExceptionBook, GuardException
 
 __all__ = ["EXCEPTION_GROUP", "EXCEPTION_PLURAL", "EXCEPTION_VERSION", "ExceptionWatch"]
 
@@ -26,8 +26,7 @@ class ExceptionWatch(ListWatch):
     def __init__(self, deliver: Callable[[tuple[GuardException, ...]], None]) -> None:
         super().__init__()
         self.deliver = deliver
-        self._docs: dict[tuple[str, str], Mapping[str, Any]] = {}
-        self._rejected: set[str] = set()
+        self.book = ExceptionBook()
 
     def list_call(self, api_client: Any) -> tuple[Callable[..., Any], dict[str, Any]]:
         from kubernetes import client
@@ -38,26 +37,13 @@ class ExceptionWatch(ListWatch):
             "plural": EXCEPTION_PLURAL,
         }
 
-    @staticmethod
-    def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
-        meta = obj.get("metadata") or {}
-        return str(meta.get("namespace") or ""), str(meta.get("name") or "")
-
     def replace(self, items: list[Mapping[str, Any]]) -> None:
-        self._docs = {self._key(o): o for o in items}
-        self._publish()
+        self._publish(self.book.replace(items))
 
     def apply(self, event_type: str, obj: Mapping[str, Any]) -> None:
-        if event_type == "DELETED":
-            self._docs.pop(self._key(obj), None)
-        else:
-            self._docs[self._key(obj)] = obj
-        self._publish()
+        self._publish(self.book.apply(event_type, obj))
 
-    def _publish(self) -> None:
-        good, bad = load_exceptions(self._docs.values())
-        for why in bad:
-            if why not in self._rejected:
-                log.warning("exception rejected: %s", why)
-        self._rejected = set(bad)
-        self.deliver(good)
+    def _publish(self, rejected: list[str]) -> None:
+        for why in rejected:
+            log.warning("exception rejected: %s", why)
+        self.deliver(self.book.exceptions)

@@ -23,7 +23,6 @@ from policy.evaluate import Engine
 from policy.judge import (
     ANNOTATION_KEYS,
     ANNOTATION_NEXT,
-    ANNOTATION_UNSUPPORTED,
     ANNOTATION_VERDICT,
     Judgement,
     annotations_for,
@@ -35,7 +34,6 @@ from policy.workloads import BUILTIN_KINDS, Container, containers_of, controlled
 
 __all__ = ["ANNOTATION_NEXT", "ANNOTATION_VERDICT", "Change", "Core", "Event"]
 
-ANNOTATION_IMAGES = ANNOTATION_UNSUPPORTED
 ANNOUNCED = ("unsupported", "expiring")
 
 

@@ -38,7 +38,7 @@ from controller.registry.resolver import DigestResolver, images_of
 from controller.registry.share import publish
 from policy.catalog import Catalog, default_catalog
 from policy.evaluate import Engine
-from policy.exceptions import GuardException, load_exceptions
+from policy.exceptions import ExceptionBook, GuardException
 from policy.policy import Policy, PolicyError, load_policy
 from policy.report import REPORT_API, REPORT_NAME, WorkloadRef
 from policy.workloads import BUILTIN_KINDS
@@ -94,8 +94,7 @@ class Runtime:
         self.book = settings.resolver.book if settings.resolver is not None else None
         """Digest answers (``None`` without registry lookups)."""
         self.core = Core(self.engine_for(policy), policy, watched=frozenset())
-        self.exception_docs: dict[tuple[str, str], dict[str, Any]] = {}
-        self.exceptions: tuple[GuardException, ...] = ()
+        self.exception_book = ExceptionBook()
         self.custom: CustomKinds | None = None
         """Watches of the policy's custom kinds (started with the operator)."""
         self.digests_seen = self.book.version if self.book is not None else 0
@@ -132,8 +131,7 @@ class Runtime:
         self.resources.setdefault(kind, resource)
         meta = obj.get("metadata") or {}
         if type_ == "DELETED":
-            if self.core.forget(kind, str(meta.get("namespace") or ""), str(meta.get("name") or "")):
-                self.dirty.add(str(meta.get("namespace") or ""))
+            self.forget(kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
             return
         change = self.core.observe(obj)
         resolver = self.settings.resolver
@@ -143,6 +141,10 @@ class Runtime:
         if change is not None:
             await self.carry_out(change)
 
+    def forget(self, kind: str, namespace: str, name: str) -> None:
+        if self.core.forget(kind, namespace, name):
+            self.dirty.add(namespace)
+
     async def custom_event(self, res: KindResource, type_: str, obj: dict[str, Any]) -> None:
         await self.observe(type_, obj, (res.group, res.version, res.plural))
 
@@ -151,7 +153,7 @@ class Runtime:
         present = {(str((o.get("metadata") or {}).get("namespace") or ""), str(o["metadata"]["name"])) for o in items}
         for ns, kind, name in list(self.core.tracked):
             if kind == res.kind and (namespace is None or ns == namespace) and (ns, name) not in present:
-                await self.observe("DELETED", {"kind": kind, "metadata": {"namespace": ns, "name": name}}, ("", "", ""))
+                self.forget(kind, ns, name)
         for obj in items:
             await self.observe("ADDED", obj, (res.group, res.version, res.plural))
         if res.kind not in self.core.watched:
@@ -164,22 +166,19 @@ class Runtime:
         if stopped:
             self.core.watch_kinds(self.core.watched - set(stopped))
             for ns, kind, name in list(self.core.tracked):
-                if kind in stopped and self.core.forget(kind, ns, name):
-                    self.dirty.add(ns)
+                if kind in stopped:
+                    self.forget(kind, ns, name)
+
+    @property
+    def exceptions(self) -> tuple[GuardException, ...]:
+        return self.exception_book.exceptions
 
     async def set_exception(self, type_: str, body: dict[str, Any]) -> None:
-        meta = body.get("metadata") or {}
-        key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
-        if type_ == "DELETED":
-            self.exception_docs.pop(key, None)
-        else:
-            self.exception_docs[key] = body
-        good, bad = load_exceptions(self.exception_docs.values())
-        for why in bad:
+        before = self.exceptions
+        for why in self.exception_book.apply(type_, body):
             log.warning("exception rejected: %s", why)
-        if good != self.exceptions:
-            self.exceptions = good
-            await self.reevaluate(f"{len(good)} exceptions in force", self.core.policy)
+        if self.exceptions != before:
+            await self.reevaluate(f"{len(self.exceptions)} exceptions in force", self.core.policy)
 
     # -- writing -----------------------------------------------------------------------
     def path_of(self, ref: WorkloadRef) -> str | None:

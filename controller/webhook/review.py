@@ -15,7 +15,7 @@ from typing import Any
 
 from controller import jsonio
 from policy.evaluate import RANK, Engine, pending
-from policy.judge import Finding, OldImages, annotations_for, judge_object, labels_of, old_images_of
+from policy.judge import Finding, OldImages, annotations_for, judge_object, labels_of, name_of, old_images_of
 from policy.policy import Policy
 from policy.workloads import Container, containers_of, pod_spec_paths
 
@@ -114,11 +114,6 @@ def _weight(key: Any) -> int:
     return 8
 
 
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, Mapping) else {}
-
-
 def _labels_key(obj: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(labels_of(obj).items()))
 
@@ -145,8 +140,9 @@ def decide(
         return Decision(uid=uid, dry_run=dry_run, decision="skip")
     old = req.get("oldObject")
     # per container: an image counts as already running only in the same container it ran in
-    is_update = operation == "UPDATE" and isinstance(old, Mapping)
-    old_images = old_images_of(containers_of(old, paths)) if is_update and isinstance(old, Mapping) else None
+    old_images = None
+    if operation == "UPDATE" and isinstance(old, Mapping):
+        old_images = old_images_of(containers_of(old, paths))
     ns_labels = namespace_labels(namespace) if namespace_labels and policy.needs_namespace_labels else None
     containers = containers_of(obj, paths)
     key: Hashable = None
@@ -155,7 +151,7 @@ def decide(
             kind,
             operation,
             namespace,
-            str(_meta(obj).get("name") or _meta(obj).get("generateName") or ""),
+            name_of(obj),
             dry_run,
             tuple(containers),
             _labels_key(obj),
