@@ -59,10 +59,9 @@ class Webhook:
             return bytes(r.read())
 
 
-@pytest.fixture(scope="module")
-def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webhook]:
-    tmp = tmp_path_factory.mktemp("hostile")
-    cert, key = write_cert(tmp)
+def launch(tmp: Path, *args: str, cert: tuple[Path, Path] | None = None) -> Webhook:
+    """A real ``dlc-guard webhook`` process on a free loopback port, ready."""
+    cert_path, key = cert or write_cert(tmp)
     policy = tmp / "policy.yaml"
     policy.write_text("spec:\n  mode: enforce\n")
     port = free_port()
@@ -75,29 +74,37 @@ def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webhook]:
             "webhook",
             "--host=127.0.0.1",
             f"--port={port}",
-            f"--tls-cert={cert}",
+            f"--tls-cert={cert_path}",
             f"--tls-key={key}",
             f"--policy={policy}",
             "--as-of=2026-11-23",
+            *args,
         ],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         cwd=ROOT,
         env={**os.environ, "DLC_GUARD_LOG_LEVEL": "INFO"},
     )
-    w = Webhook(proc, port, cert, log)
+    w = Webhook(proc, port, cert_path, log)
     deadline = time.monotonic() + 30
     while True:
         try:
             w.get("/readyz")
-            break
+            return w
         except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stop(proc)
+                raise AssertionError(log.read_text()) from None
             time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webhook]:
+    w = launch(tmp_path_factory.mktemp("hostile"))
     try:
         yield w
     finally:
-        stop(proc)
+        stop(w.proc)
 
 
 def review(image: str, kind: str = "Pod", operation: str = "CREATE") -> bytes:
@@ -177,3 +184,143 @@ def test_a_caller_that_goes_away_mid_body_costs_one_short_line(webhook: Webhook)
     assert len(added.splitlines()) <= 12, added[:2000]
     assert webhook.proc.poll() is None
     assert webhook.get("/healthz") == b"ok"
+
+
+def metric(w: Webhook, name: str) -> float:
+    """The sum of a metric's samples on /metrics."""
+    total = 0.0
+    for line in w.get("/metrics").decode().splitlines():
+        if line.startswith(name) and line[len(name)] in " {":
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@pytest.fixture
+def many_files() -> Iterator[None]:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def open_tls(w: Webhook, first: bytes = b"") -> ssl.SSLSocket:
+    s = w.ctx().wrap_socket(socket.create_connection(("127.0.0.1", w.port), timeout=30), server_hostname="127.0.0.1")
+    if first:
+        s.sendall(first)
+    return s
+
+
+def closed_by_server(s: socket.socket, within: float) -> tuple[bool, bytes]:
+    """Whether the server closed ``s`` within ``within`` seconds, and what it sent first."""
+    s.settimeout(within)
+    got = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return True, got
+            got += chunk
+    except TimeoutError:
+        return False, got
+    except (ConnectionError, ssl.SSLError):
+        return True, got
+
+
+def test_a_connection_flood_is_capped_and_reviews_still_answered(tmp_path: Path, many_files: None) -> None:
+    cap = 150
+    w = launch(tmp_path, f"--max-connections={cap}")
+    try:
+        conn = w.connection()
+        w.post(conn, review("nginx:1.27"))
+        conn.close()
+        before = w.rss_kib()
+        held: list[socket.socket] = []
+        # 900 sockets that never start TLS, then 300 that finish it and sit on half a request
+        for _ in range(900):
+            held.append(socket.create_connection(("127.0.0.1", w.port), timeout=30))
+        for _ in range(300):
+            held.append(open_tls(w, b"POST /validate HTTP/1.1\r\nHost: x\r\n"))
+        time.sleep(1.0)
+        grown = (w.rss_kib() - before) / 1024
+        # each connection asyncio holds costs ~300 KiB upstream (1200 of them: ~350 MiB)
+        assert grown < 48, f"RSS grew {grown:.0f} MiB with 1200 connections open"
+        assert metric(w, "dlcguard_connections_open") <= cap + 32
+        assert metric(w, "dlcguard_connections_closed_total") >= 1200 - cap - 32
+        # the flood is still open, and a caller with a real review gets its answer
+        image = "763104351884.dkr.ecr.us-west-2.amazonaws.com/pytorch-training:1.13-cpu"
+        for _ in range(20):
+            conn = w.connection()
+            status, body = w.post(conn, review(image))
+            assert status == 200 and json.loads(body)["response"]["uid"]
+            conn.close()
+        for s in held:
+            s.close()
+    finally:
+        stop(w.proc)
+
+
+def test_slow_headers_slow_bodies_and_idle_connections_are_cut_off(tmp_path: Path) -> None:
+    w = launch(tmp_path, "--header-timeout=1", "--body-timeout=1", "--idle-timeout=2")
+    try:
+        # headers trickled a byte at a time: closed once they take longer than the header timeout
+        trickle = open_tls(w, b"POST /validate HTTP/1.1\r\n")
+        started = time.monotonic()
+        closed = False
+        for ch in b"Host: x\r\nX-Slow: " + b"a" * 40:
+            try:
+                trickle.sendall(bytes([ch]))
+            except (ConnectionError, ssl.SSLError):
+                closed = True
+                break
+            time.sleep(0.1)
+        if not closed:
+            closed, _ = closed_by_server(trickle, 3)
+        assert closed and time.monotonic() - started < 4.5, "slow headers were held"
+        # a body promised and not sent: 408 after the body timeout
+        slow = open_tls(w, b"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{")
+        started = time.monotonic()
+        closed, sent = closed_by_server(slow, 5)
+        assert closed and sent.startswith(b"HTTP/1.1 408"), sent[:200]
+        assert time.monotonic() - started < 4
+        # an idle keep-alive is closed after the idle timeout, not before
+        idle = w.connection()
+        assert w.post(idle, review("nginx:1.27"))[0] == 200
+        time.sleep(1.0)
+        assert w.post(idle, review("nginx:1.27"))[0] == 200, "reused within the idle timeout"
+        assert idle.sock is not None
+        closed, _ = closed_by_server(idle.sock, 4)
+        assert closed, "an idle keep-alive was kept past the idle timeout"
+        assert metric(w, 'dlcguard_connections_closed_total{reason="slow"}') >= 1
+        assert metric(w, 'dlcguard_connections_closed_total{reason="idle"}') >= 1
+    finally:
+        stop(w.proc)
+
+
+def test_big_bodies_in_flight_are_bounded_by_the_body_budget(tmp_path: Path) -> None:
+    w = launch(tmp_path, "--body-budget=8", "--body-timeout=20")
+    try:
+        size = 3_000_000
+        head = f"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n".encode()
+        started = [open_tls(w, head + b'{"a": "' + b"x" * 1000) for _ in range(4)]
+        time.sleep(0.5)
+        # two 3 MB bodies fit in 8 MiB; the others are shed at once instead of being buffered
+        answers = [closed_by_server(s, 2) for s in started]
+        shed = [sent for closed, sent in answers if sent.startswith(b"HTTP/1.1 503")]
+        assert len(shed) == 2, [sent[:40] for _, sent in answers]
+        # the two that fit are still being read; a small review is answered beside them
+        conn = w.connection()
+        assert w.post(conn, review("nginx:1.27"))[0] == 200
+        conn.close()
+        for s in started:
+            s.close()
+        time.sleep(0.5)
+        # the budget came back when those callers went away
+        again = open_tls(w, head + b"{")
+        assert closed_by_server(again, 1) == (False, b""), "a body that fits is read, not shed"
+        again.close()
+    finally:
+        stop(w.proc)

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from controller.kube.namespaces import NamespaceLabels
-from controller.webhook.server import STATE, WebhookSettings, make_app, make_ssl_context
+from controller.webhook.server import STATE, WebhookSettings, listen, make_app, make_ssl_context
 
 from .tls import write_cert
 
@@ -57,16 +57,12 @@ async def start(
         reload_seconds=0.1,
         as_of=dt.date(2026, 11, 23),
         namespace="dlc-guard",
+        port=0,
         **kw,
     )
-    ctx = make_ssl_context(str(cert), str(key))
-    app = make_app(s, CollectorRegistry(), ssl_context=ctx, namespace_labels=namespace_labels)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return Server(f"https://127.0.0.1:{port}", cert, key, tmp_path, app), runner
+    app = make_app(s, CollectorRegistry(), namespace_labels=namespace_labels)
+    runner, site = await listen(app)
+    return Server(f"https://127.0.0.1:{site.port}", cert, key, tmp_path, app), runner
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from controller.cli import scan as scan_cli
 from controller.registry.resolver import DigestResolver
 from controller.registry.setup import AuthConfigError, add_registry_options, resolver_from_args
 from controller.term import COLOURS, RESET, use_colour
+from controller.webhook.limits import Limits
 from policy.catalog import Catalog, CatalogError, default_catalog, load_catalog_file
 from policy.evaluate import RANK, Engine, Result
 from policy.policy import PolicyError
@@ -42,6 +43,30 @@ def _nonneg(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError("must be zero or more")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _nonneg(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be one or more")
+    return value
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be a finite number, zero or more")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _nonneg_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be more than zero")
     return value
 
 
@@ -166,6 +191,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--digest-configmap",
         metavar="NAME",
         help="read the operator's digest answers from this ConfigMap in --namespace",
+    )
+    wh.add_argument(
+        "--client-ca",
+        metavar="FILE",
+        help="require the API server's client certificate, signed by this CA, on /validate and /mutate",
+    )
+    limits = wh.add_argument_group("connection limits (see README: Webhook under load)")
+    limits.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=Limits.max_connections,
+        metavar="N",
+        help=f"open connections at most; at the cap the longest-waiting idle one is closed "
+        f"(default {Limits.max_connections})",
+    )
+    limits.add_argument(
+        "--body-budget",
+        type=_positive_int,
+        default=Limits.body_bytes >> 20,
+        metavar="MIB",
+        help=f"request bodies held at once, read or being judged; beyond, 503 (default {Limits.body_bytes >> 20})",
+    )
+    for flag, field, what in (
+        ("--header-timeout", "header_seconds", "from a connection's first byte to complete request headers"),
+        ("--body-timeout", "body_seconds", "to receive a request body"),
+        ("--idle-timeout", "idle_seconds", "before an idle keep-alive connection is closed"),
+    ):
+        default = getattr(Limits, field)
+        help_text = f"{what} (default {default:g})"
+        limits.add_argument(flag, type=_positive, default=default, metavar="SECONDS", help=help_text)
+    wh.add_argument(
+        "--drain-seconds",
+        type=_nonneg_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="after SIGTERM: unready but still answering this long, then stop (default 5)",
     )
     wh.set_defaults(func=cmd_webhook)
 
@@ -303,6 +364,15 @@ def cmd_webhook(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr:
         digest_budget=args.digest_budget,
         digest_configmap=args.digest_configmap,
         catalog_refresh_seconds=args.catalog_refresh_minutes * 60,
+        client_ca=args.client_ca,
+        drain_seconds=args.drain_seconds,
+        limits=Limits(
+            max_connections=args.max_connections,
+            header_seconds=args.header_timeout,
+            body_seconds=args.body_timeout,
+            idle_seconds=args.idle_timeout,
+            body_bytes=args.body_budget << 20,
+        ),
     )
     serve(settings)
     return EXIT_OK

@@ -18,7 +18,7 @@ import os
 import ssl
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import ClientPayloadError, web
@@ -30,6 +30,8 @@ from controller.kube.client import Rest
 from controller.operator.catalogsource import CatalogSource, Fetched
 from controller.policyfile import load_policy_file, with_mode
 from controller.registry.resolver import DigestResolver
+from controller.webhook.limits import Limits
+from controller.webhook.listener import ConnectionGuard, GuardedSite
 from controller.webhook.review import BadReview, Decision, DecisionCache, decide, for_mutation, response
 from policy.catalog import Catalog, CatalogError, default_catalog, load_catalog_file
 from policy.evaluate import Engine
@@ -54,6 +56,7 @@ class WebhookSettings:
     warn_days: int | None = None
     reload_seconds: float = 2.0
     max_body: int = MAX_BODY
+    """One request body at most (413 beyond)."""
     namespace: str | None = None
     """The controller's own namespace: exempt by default."""
     as_of: dt.date | None = None
@@ -76,6 +79,14 @@ class WebhookSettings:
     """Read the operator's digest answers from this ConfigMap (in ``namespace``)."""
     watch_exceptions: bool = False
     """Follow the cluster's ``DLCGuardException`` resources (none apply until first listed)."""
+    limits: Limits = field(default_factory=Limits)
+    """Connection cap and timeouts (:mod:`controller.webhook.listener`)."""
+    drain_seconds: float = 5.0
+    """After SIGTERM: unready but still serving this long (endpoints move away), then stop."""
+    shutdown_seconds: float = 20.0
+    """After the drain: the longest in-flight reviews are waited for."""
+    client_ca: str | None = None
+    """Require a client certificate signed by this CA on /validate and /mutate (mTLS)."""
 
 
 class State:
@@ -98,6 +109,10 @@ class State:
         self.metrics = Metrics(registry)
         self.bad_log = RateLimit(10, 10.0)
         """At most 10 log lines about bad requests per 10 s; the rest are counted."""
+        self.bodies = Budget(settings.limits.body_bytes)
+        """Bytes of request bodies being read or judged, held from the first byte to the answer."""
+        self.draining = False
+        """SIGTERM received: /readyz fails so endpoints move away; reviews are still answered."""
 
     def today(self) -> dt.date:
         return self.settings.as_of or dt.datetime.now(dt.UTC).date()
@@ -180,6 +195,22 @@ def _mtime(path: str) -> float:
         return -1.0
 
 
+class Budget:
+    """A count of bytes that may be held at once; ``take`` refuses what does not fit."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.used = total, 0
+
+    def take(self, n: int) -> bool:
+        if self.used + n > self.total:
+            return False
+        self.used += n
+        return True
+
+    def give(self, n: int) -> None:
+        self.used -= n
+
+
 class RateLimit:
     """``allow()`` at most ``burst`` times per ``seconds``; what it refused is counted."""
 
@@ -221,7 +252,21 @@ class Metrics:
         self.verdicts = Counter(
             "dlcguard_image_verdicts_total", "Verdicts given to container images", ["verdict"], registry=registry
         )
-        self.bad = Counter("dlcguard_admission_bad_requests_total", "Bodies answered with HTTP 400", registry=registry)
+        self.bad = Counter(
+            "dlcguard_admission_bad_requests_total",
+            "Requests refused before review (bad or slow bodies, no client certificate)",
+            registry=registry,
+        )
+        self.shed = Counter(
+            "dlcguard_admission_shed_total", "Reviews answered 503: every connection busy", registry=registry
+        )
+        self.connections = Gauge("dlcguard_connections_open", "Open client connections", registry=registry)
+        self.closes = Counter(
+            "dlcguard_connections_closed_total",
+            "Connections closed by the webhook: evicted at the cap, shed, refused, slow or idle",
+            ["reason"],
+            registry=registry,
+        )
         self.catalog_age = Gauge("dlcguard_catalog_age_days", "Days since the catalog's source date", registry=registry)
         self.reloads = Counter(
             "dlcguard_reloads_total", "Reloads of watched files", ["what", "result"], registry=registry
@@ -253,14 +298,19 @@ class Metrics:
 
 
 STATE = web.AppKey("state", State)
+GUARD_KEY = web.AppKey("guard", ConnectionGuard)
+
+
+class SlowBody(Exception):
+    """The body did not arrive within the limit."""
 
 
 async def _read_json(request: web.Request) -> Any:
-    if request.content_length is not None and request.content_length > request.app[STATE].settings.max_body:
-        raise web.HTTPRequestEntityTooLarge(
-            max_size=request.app[STATE].settings.max_body, actual_size=request.content_length
-        )
-    raw = await request.read()
+    try:
+        async with asyncio.timeout(request.app[STATE].settings.limits.body_seconds):
+            raw = await request.read()
+    except TimeoutError:
+        raise SlowBody from None
     try:
         return jsonio.loads(raw)
     except jsonio.JSONDecodeError as exc:
@@ -318,13 +368,41 @@ async def _review(request: web.Request, mutate: bool) -> web.Response:
 
 async def _guarded(request: web.Request, mutate: bool) -> web.Response:
     # a try block rather than a middleware: middlewares cost every request a few wrappers
+    state = request.app[STATE]
+    guard = request.app.get(GUARD_KEY)
+    slot = guard.slot_of(request) if guard is not None else None
+    if slot is not None and slot.shed:
+        # admitted over the connection cap while every other connection was busy: shed
+        state.metrics.shed.inc()
+        return web.Response(status=503, text="overloaded", headers={"Connection": "close", "Retry-After": "1"})
+    if state.settings.client_ca and not _client_certified(request):
+        state.metrics.bad.inc()
+        if state.bad_log.allow():
+            extra = {"suppressed": state.bad_log.take_suppressed()}
+            log.info("review without a client certificate refused", extra=extra)
+        return web.json_response({"error": "a client certificate is required"}, status=403)
+    length = request.content_length
+    if length is None:  # the API server always says how long its body is
+        return web.json_response({"error": "Content-Length is required"}, status=411)
+    if length > state.settings.max_body:
+        raise web.HTTPRequestEntityTooLarge(max_size=state.settings.max_body, actual_size=length)
+    if not state.bodies.take(length):
+        # bodies being read or judged already hold the budget: shed rather than grow
+        state.metrics.shed.inc()
+        return web.Response(status=503, text="overloaded", headers={"Retry-After": "1"})
+    if guard is not None:
+        guard.busy(slot, True)
     try:
         return await _review(request, mutate)
     except web.HTTPException:
         raise
+    except SlowBody:
+        state.metrics.bad.inc()
+        if state.bad_log.allow():
+            log.info("body not received in time", extra={"suppressed": state.bad_log.take_suppressed()})
+        return web.Response(status=408, headers={"Connection": "close"})
     except (ConnectionError, ClientPayloadError, asyncio.IncompleteReadError) as exc:
         # the caller went away mid-body: one short line (rate-limited), never a traceback
-        state = request.app[STATE]
         state.metrics.bad.inc()
         if state.bad_log.allow():
             log.info(
@@ -335,6 +413,16 @@ async def _guarded(request: web.Request, mutate: bool) -> web.Response:
     except Exception:  # never a crash: log it, answer 500 with no detail
         log.exception("unexpected error")
         return web.json_response({"error": "internal error"}, status=500)
+    finally:
+        state.bodies.give(length)
+        if guard is not None:
+            guard.busy(slot, False)
+
+
+def _client_certified(request: web.Request) -> bool:
+    """The TLS peer presented a certificate (the handshake verified it against the client CA)."""
+    transport = request.transport
+    return bool(transport is not None and transport.get_extra_info("peercert"))
 
 
 async def validate(request: web.Request) -> web.Response:
@@ -353,6 +441,8 @@ async def readyz(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if state.engine is None:
         return web.Response(status=503, text="catalog or policy not loaded")
+    if state.draining:
+        return web.Response(status=503, text="shutting down")
     return web.Response(text="ready")
 
 
@@ -364,8 +454,8 @@ async def metrics(request: web.Request) -> web.Response:
 async def _watch(app: web.Application) -> None:
     state = app[STATE]
     s = state.settings
-    ctx: ssl.SSLContext | None = app.get(SSL_KEY)
-    cert_mtime = (_mtime(s.tls_cert), _mtime(s.tls_key)) if s.tls_cert and s.tls_key else None
+    guard = app.get(GUARD_KEY)
+    cert_mtime = _cert_mtimes(s)
     follower = app.get(FOLLOW_KEY)
     last_refresh = time.monotonic()
     while True:
@@ -387,20 +477,22 @@ async def _watch(app: web.Application) -> None:
                 for p in list(state.mtimes):
                     state.mtimes[p] = _mtime(p)
                 log.error("reload failed, keeping the last good policy and catalog: %s", exc)
-        if ctx is not None and s.tls_cert and s.tls_key and cert_mtime is not None:
-            now = (_mtime(s.tls_cert), _mtime(s.tls_key))
-            if now != cert_mtime:
-                try:
-                    ctx.load_cert_chain(s.tls_cert, s.tls_key)
-                    state.metrics.reloads.labels("certificate", "ok").inc()
-                    log.info("reloaded TLS certificate")
-                except (ssl.SSLError, OSError) as exc:
-                    state.metrics.reloads.labels("certificate", "error").inc()
-                    log.error("certificate reload failed, keeping the old one: %s", exc)
-                cert_mtime = now
+        if guard is not None and (now := _cert_mtimes(s)) != cert_mtime:
+            cert_mtime = now
+            try:
+                # a fresh context, swapped in only once the pair (and client CA) loaded and matched:
+                # loading into the live one would leave a new certificate beside the old key
+                assert s.tls_cert and s.tls_key
+                guard.ssl_context = make_ssl_context(s.tls_cert, s.tls_key, s.client_ca)
+                state.metrics.reloads.labels("certificate", "ok").inc()
+                log.info("reloaded TLS certificate")
+            except (ssl.SSLError, OSError) as exc:
+                state.metrics.reloads.labels("certificate", "error").inc()
+                log.error("certificate reload failed, still serving the previous one: %s", exc)
 
 
-SSL_KEY = web.AppKey("ssl", ssl.SSLContext)
+def _cert_mtimes(s: WebhookSettings) -> tuple[float, ...]:
+    return tuple(_mtime(p) for p in (s.tls_cert, s.tls_key, s.client_ca) if p)
 
 
 async def _start_watch(app: web.Application) -> Any:
@@ -468,17 +560,22 @@ FOLLOW_KEY = web.AppKey("follow", PolicyFollower)
 API_KEY = web.AppKey("api", object)
 
 
-def make_ssl_context(cert: str, key: str) -> ssl.SSLContext:
+def make_ssl_context(cert: str, key: str, client_ca: str | None = None) -> ssl.SSLContext:
+    """A server context; with ``client_ca``, a certificate the client presents must chain to it
+    (optional at the TLS layer so that the kubelet's probes, which present none, still get
+    /healthz and /readyz; the review endpoints refuse callers without one)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert, key)
+    if client_ca:
+        ctx.load_verify_locations(cafile=client_ca)
+        ctx.verify_mode = ssl.CERT_OPTIONAL
     return ctx
 
 
 def make_app(
     settings: WebhookSettings,
     registry: CollectorRegistry | None = None,
-    ssl_context: ssl.SSLContext | None = None,
     namespace_labels: Callable[[str], Mapping[str, str] | None] | None = None,
     api_client: Any = None,
 ) -> web.Application:
@@ -490,8 +587,11 @@ def make_app(
     if settings.policy_resource is None:
         state.load()  # else: not ready until the resource has been listed once
     app[STATE] = state
-    if ssl_context is not None:
-        app[SSL_KEY] = ssl_context
+    if settings.tls_cert and settings.tls_key:
+        ctx = make_ssl_context(settings.tls_cert, settings.tls_key, settings.client_ca)
+        closes = {r: state.metrics.closes.labels(r) for r in ("evicted", "shed", "refused", "slow", "idle")}
+        guard = app[GUARD_KEY] = ConnectionGuard(settings.limits, ctx, lambda reason: closes[reason].inc())
+        state.metrics.connections.set_function(lambda: len(guard.slots))
     if settings.policy_resource is not None or settings.watch_exceptions:
         if api_client is None:
             raise ValueError("following a policy resource or exceptions needs a Kubernetes API client")
@@ -507,10 +607,47 @@ def make_app(
     return app
 
 
+async def listen(app: web.Application) -> tuple[web.AppRunner, GuardedSite]:
+    """Start ``app`` on its settings' host and port, TLS through its connection guard."""
+    s = app[STATE].settings
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=None,
+        keepalive_timeout=s.limits.idle_seconds + 5,  # the guard reaps first; this is the backstop
+        shutdown_timeout=s.shutdown_seconds,
+    )
+    await runner.setup()
+    site = GuardedSite(runner, app[GUARD_KEY], s.host, s.port)
+    await site.start()
+    return runner, site
+
+
+async def run_until_signalled(app: web.Application, stop: asyncio.Event | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (or ``stop``), then drain: unready at once, still answering
+    for ``drain_seconds`` (the endpoints controller and the API server's routing need a few seconds
+    to move away), then the listener closes and in-flight reviews get ``shutdown_seconds``."""
+    import signal
+
+    state = app[STATE]
+    s = state.settings
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner, site = await listen(app)
+    log.info("dlc-guard webhook listening on %s", site.name)
+    await stop.wait()
+    state.draining = True
+    log.info("shutting down: unready, still serving for %.0f s", s.drain_seconds)
+    await asyncio.sleep(s.drain_seconds)
+    await runner.cleanup()
+    log.info("stopped")
+
+
 def serve(settings: WebhookSettings) -> None:
     if not settings.tls_cert or not settings.tls_key:
         raise ValueError("--tls-cert and --tls-key are required")
-    ctx = make_ssl_context(settings.tls_cert, settings.tls_key)
     labels = None
     api = None
     if settings.watch_namespaces or settings.policy_resource or settings.digest_configmap or settings.watch_exceptions:
@@ -526,19 +663,8 @@ def serve(settings: WebhookSettings) -> None:
         from controller.registry.share import SharedDigests
 
         SharedDigests(settings.namespace, settings.digest_configmap, settings.resolver.book).start(api)
-    app = make_app(settings, ssl_context=ctx, namespace_labels=labels, api_client=api)
+    app = make_app(settings, namespace_labels=labels, api_client=api)
     # the catalog and its indexes are long-lived: keep them out of every garbage collection
     gc.collect()
     gc.freeze()
-    log.info("dlc-guard webhook listening on https://%s:%d", settings.host, settings.port)
-    # run_app handles SIGTERM/SIGINT: it stops accepting and waits for in-flight reviews
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        ssl_context=ctx,
-        shutdown_timeout=20,
-        handle_signals=True,
-        print=None,
-        access_log=None,
-    )
+    asyncio.run(run_until_signalled(app))
