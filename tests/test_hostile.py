@@ -15,6 +15,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ import pytest
 
 from tests.cluster import free_port, stop
 from tests.conftest import ROOT
-from tests.tls import write_cert
+from tests.tls import write_cert, write_client_cert
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
 
@@ -34,11 +35,12 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="
 class Webhook:
     proc: subprocess.Popen[bytes]
     port: int
-    cert: Path
+    trust: Path
+    """The certificate clients trust: the one served at launch."""
     log: Path
 
     def ctx(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.cert))
+        return ssl.create_default_context(cafile=str(self.trust))
 
     def rss_kib(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -85,7 +87,9 @@ def launch(tmp: Path, *args: str, cert: tuple[Path, Path] | None = None) -> Webh
         cwd=ROOT,
         env={**os.environ, "DLC_GUARD_LOG_LEVEL": "INFO"},
     )
-    w = Webhook(proc, port, cert_path, log)
+    trust = tmp / "trust.crt"
+    trust.write_bytes(cert_path.read_bytes())
+    w = Webhook(proc, port, trust, log)
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -322,5 +326,150 @@ def test_big_bodies_in_flight_are_bounded_by_the_body_budget(tmp_path: Path) -> 
         again = open_tls(w, head + b"{")
         assert closed_by_server(again, 1) == (False, b""), "a body that fits is read, not shed"
         again.close()
+    finally:
+        stop(w.proc)
+
+
+class Load:
+    """Reviews sent without pause from a few threads (new connections and kept-alive ones), each
+    outcome recorded; ``stop()`` ends the load."""
+
+    def __init__(self, w: Webhook, threads: int = 4, fresh_every: int = 3) -> None:
+        import threading
+
+        self.w, self.fresh_every = w, fresh_every
+        self.ok = 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        for t in self._threads:
+            t.start()
+
+    def _run(self) -> None:
+        conn: http.client.HTTPSConnection | None = None
+        n = 0
+        while not self._stop.is_set():
+            n += 1
+            try:
+                if conn is None or n % self.fresh_every == 0:
+                    if conn is not None:
+                        conn.close()
+                    conn = self.w.connection()
+                status, _ = self.w.post(conn, review("nginx:1.27"))
+                outcome = None if status == 200 else f"HTTP {status}"
+            except (OSError, http.client.HTTPException) as exc:
+                outcome = f"{type(exc).__name__}: {exc}"
+                conn = None
+            with self._lock:
+                if outcome is None:
+                    self.ok += 1
+                else:
+                    self.failures.append(outcome)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
+
+
+def test_a_certificate_written_with_the_wrong_key_leaves_the_served_pair_working(tmp_path: Path) -> None:
+    cert, key = write_cert(tmp_path)
+    w = launch(tmp_path, cert=(cert, key))
+    load = Load(w)
+    try:
+        time.sleep(0.5)
+        other = tmp_path / "other"
+        other.mkdir()
+        new_cert, new_key = write_cert(other, "rotated")
+        # the certificate arrives first, its key later (or never): the old pair must go on serving
+        os.replace(new_cert, cert)
+        deadline = time.monotonic() + 15
+        while "certificate reload failed" not in w.log.read_text():
+            assert time.monotonic() < deadline, w.log.read_text()[-2000:]
+            time.sleep(0.2)
+        served = load.ok
+        time.sleep(1.5)
+        assert load.ok > served, "reviews went on after the failed reload"
+    finally:
+        load.stop()
+    try:
+        assert not load.failures, load.failures[:5]
+        # the matching key lands: the new pair is served
+        os.replace(new_key, key)
+        trust_new = ssl.create_default_context(cafile=str(cert))
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with (
+                    socket.create_connection(("127.0.0.1", w.port), timeout=5) as raw,
+                    trust_new.wrap_socket(raw, server_hostname="127.0.0.1"),
+                ):
+                    break
+            except ssl.SSLError:
+                assert time.monotonic() < deadline, "the new pair was never served"
+                time.sleep(0.2)
+    finally:
+        stop(w.proc)
+
+
+def test_sigterm_under_load_drains_without_a_failed_review(tmp_path: Path) -> None:
+    import signal
+
+    w = launch(tmp_path, "--drain-seconds=3")
+    load = Load(w)
+    try:
+        time.sleep(0.5)
+        w.proc.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        # unready at once: the endpoints controller takes the pod out of the Service
+        deadline = signalled + 2
+        while True:
+            try:
+                w.get("/readyz")
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 503
+                break
+            assert time.monotonic() < deadline, "still ready after SIGTERM"
+            time.sleep(0.05)
+        # callers keep arriving for a while, as they would until routing moves away
+        time.sleep(1.5)
+        served = load.ok
+        time.sleep(0.5)
+        assert load.ok > served, "reviews were still answered during the drain"
+    finally:
+        load.stop()
+    assert not load.failures, load.failures[:5]
+    assert w.proc.wait(30) == 0
+    assert time.monotonic() - signalled >= 3, "stopped before the drain period ended"
+    assert "Traceback" not in w.log.read_text()
+
+
+def test_client_ca_admits_only_callers_with_its_certificate(tmp_path: Path) -> None:
+    ca, client_cert, client_key = write_client_cert(tmp_path)
+    w = launch(tmp_path, f"--client-ca={ca}")
+    try:
+        # the kubelet's probes present no certificate: health and readiness still answer
+        assert w.get("/readyz") == b"ready"
+        anonymous = w.connection()
+        status, body = w.post(anonymous, review("nginx:1.27"))
+        assert status == 403 and b"client certificate" in body
+        anonymous.close()
+        # the API server's client certificate (signed by the CA) is admitted
+        ctx = w.ctx()
+        ctx.load_cert_chain(str(client_cert), str(client_key))
+        conn = http.client.HTTPSConnection("127.0.0.1", w.port, context=ctx, timeout=30)
+        status, body = w.post(conn, review("nginx:1.27"))
+        assert status == 200 and json.loads(body)["response"]["allowed"] is True
+        conn.close()
+        # a certificate from any other CA fails the handshake
+        other_dir = tmp_path / "other"
+        other_dir.mkdir()
+        _, other_cert, other_key = write_client_cert(other_dir)
+        ctx = w.ctx()
+        ctx.load_cert_chain(str(other_cert), str(other_key))
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            conn = http.client.HTTPSConnection("127.0.0.1", w.port, context=ctx, timeout=30)
+            w.post(conn, review("nginx:1.27"))
     finally:
         stop(w.proc)

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 class Limits:
     max_connections: int = 256
     """Open connections (accepted sockets, handshaking or not)."""
-    shed_extra: int = 32
-    """Connections over the cap that still get a ``503`` answer; beyond, closed unanswered."""
     handshake_seconds: float = 5.0
     header_seconds: float = 10.0
     """From a connection's first byte (or the first byte after its last answer) to complete

@@ -9,7 +9,7 @@ handshake; 800 idle connections cost ~290 MB. Here each accepted socket gets a
 - caps open connections at ``max_connections``. A connection arriving at the cap first makes
   room by closing the connection that has waited longest without a request in progress (an idle
   keep-alive or a slow sender); only when every connection is busy is the newcomer answered
-  ``503`` (and beyond ``max_connections + shed_extra``, closed at once, before its handshake);
+  ``503``, and the next newcomer takes its place (so at most one connection is over the cap);
 - closes a connection whose handshake and request headers have not arrived within
   ``header_seconds`` of its first byte, and an idle keep-alive after ``idle_seconds``;
 - leaves the body to the handler, which reads it within ``body_seconds``.
@@ -49,9 +49,10 @@ class Slot:
         self.busy = False
         self.shed = False
 
-    def waited(self) -> float:
-        """When this connection started waiting for a complete request (older: evicted first)."""
-        return self.since if self.rx_since is None else self.rx_since
+    def evict_order(self) -> tuple[bool, float]:
+        """Shed connections first, then by when the connection started waiting for a complete
+        request (older first)."""
+        return (not self.shed, self.since if self.rx_since is None else self.rx_since)
 
 
 class ConnectionGuard:
@@ -63,7 +64,7 @@ class ConnectionGuard:
         """Given to every new connection; replace it to serve a new certificate."""
         self.slots: dict[Any, Slot] = {}
         self.count = count
-        """Called with ``evicted``, ``shed``, ``refused``, ``slow`` or ``idle`` for each such connection."""
+        """Called with ``evicted``, ``shed``, ``slow`` or ``idle`` for each such connection."""
         self._task: asyncio.Task[None] | None = None
 
     def factory(self, server: web.Server) -> Callable[[], GuardedTLS]:
@@ -75,17 +76,16 @@ class ConnectionGuard:
         return make
 
     # slots, as the TLS layer sees them
-    def opened(self, transport: asyncio.Transport) -> Slot | None:
-        """A socket was accepted: its slot, or ``None`` when it must be closed unanswered."""
+    def opened(self, transport: asyncio.Transport) -> Slot:
+        """A socket was accepted: its slot."""
         now = time.monotonic()
-        if len(self.slots) >= self.limits.max_connections:
-            victim = min((s for s in self.slots.values() if not s.busy), key=Slot.waited, default=None)
-            if victim is not None:
-                self.count("evicted")
-                self._close(victim)
-            elif len(self.slots) >= self.limits.max_connections + self.limits.shed_extra:
-                self.count("refused")
-                return None
+        while len(self.slots) >= self.limits.max_connections:
+            # a connection that will be shed anyway goes first, then the one waiting longest
+            victim = min((s for s in self.slots.values() if not s.busy), key=Slot.evict_order, default=None)
+            if victim is None:
+                break
+            self.count("evicted")
+            self._close(victim)
         slot = Slot(transport, now)
         if len(self.slots) >= self.limits.max_connections:
             slot.shed = True
@@ -173,9 +173,6 @@ class GuardedTLS(SSLProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._slot = self._guard.opened(transport)
-        if self._slot is None:
-            transport.abort()
-            return
         super().connection_made(transport)
 
     def connection_lost(self, exc: BaseException | None) -> None:

@@ -76,31 +76,39 @@ class DecisionCache:
     """Recent decisions by everything they depend on, for the replicas and rollouts that send
     the same pod template many times. Bound to one engine and policy: a reload empties it."""
 
-    def __init__(self, size: int = 4096, max_key_chars: int = 8192) -> None:
+    def __init__(self, size: int = 4096, max_key_chars: int = 8192, max_chars: int = 4 << 20) -> None:
         self.size = size
         self.max_key_chars = max_key_chars
-        """Decisions whose key is longer are not kept: the cache holds at most about
-        ``size * max_key_chars`` characters, whatever the bodies hold."""
+        """Decisions whose key is longer are not kept (only a direct caller sends such objects)."""
+        self.max_chars = max_chars
+        """The keys kept hold at most this many characters together, whatever the bodies hold."""
         self._owner: tuple[int, int] = (0, 0)
-        self._entries: dict[Hashable, Decision] = {}
+        self._entries: dict[Hashable, tuple[Decision, int]] = {}
+        self._chars = 0
         self.hits = 0
 
     def get(self, engine: Engine, policy: Policy, key: Hashable) -> Decision | None:
         owner = (id(engine), id(policy))
         if owner != self._owner:
-            self._owner, self._entries = owner, {}
+            self._owner, self._entries, self._chars = owner, {}, 0
             return None
         hit = self._entries.get(key)
-        if hit is not None:
-            self.hits += 1
-        return hit
+        if hit is None:
+            return None
+        self.hits += 1
+        return hit[0]
 
     def put(self, key: Hashable, d: Decision, weight: int = 0) -> None:
         if weight > self.max_key_chars:
-            return  # a huge object (only a direct caller sends one): judged, never kept
-        if len(self._entries) >= self.size:
-            del self._entries[next(iter(self._entries))]  # oldest first: dicts keep insertion order
-        self._entries[key] = d
+            return  # a huge object: judged, never kept
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._chars -= old[1]
+        while self._entries and (len(self._entries) >= self.size or self._chars + weight > self.max_chars):
+            # oldest first: dicts keep insertion order
+            self._chars -= self._entries.pop(next(iter(self._entries)))[1]
+        self._entries[key] = (d, weight)
+        self._chars += weight
 
 
 def _weight(key: Any) -> int:

@@ -42,6 +42,8 @@ from policy.workloads import BUILTIN_KINDS, DEFAULT_CUSTOM_KINDS
 log = logging.getLogger("dlc_guard.webhook")
 OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
 MAX_BODY = 3 * 1024 * 1024  # the API server sends at most ~3 MiB objects
+ENGINE_CACHE = 16384
+"""Verdicts kept by image string: ~1.1 KiB each at the longest reference, ~19 MiB in all."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ class State:
         self.catalog, self.policy = catalog, policy.with_exceptions(self.exceptions)
         self.metrics.kinds = frozenset(BUILTIN_KINDS) | frozenset(policy.custom_kinds)
         book = s.resolver.book if s.resolver is not None else None
-        self.engine = Engine(catalog, self.today(), warn_days, policy.mirrors, digests=book)
+        self.engine = Engine(catalog, self.today(), warn_days, policy.mirrors, cache_size=ENGINE_CACHE, digests=book)
         age = catalog.age_days(self.today())
         if age is not None:
             self.metrics.catalog_age.set(age)
@@ -182,7 +184,9 @@ class State:
         """A new day: re-create the engine so verdicts move with the calendar."""
         if self.engine is not None and self.engine.as_of != self.today():
             e = self.engine
-            self.engine = Engine(e.catalog, self.today(), e.warn_days, e.mirrors, digests=e.digests)
+            self.engine = Engine(
+                e.catalog, self.today(), e.warn_days, e.mirrors, cache_size=ENGINE_CACHE, digests=e.digests
+            )
 
     def changed(self) -> bool:
         return any(_mtime(p) != m for p, m in self.mtimes.items())
@@ -263,7 +267,7 @@ class Metrics:
         self.connections = Gauge("dlcguard_connections_open", "Open client connections", registry=registry)
         self.closes = Counter(
             "dlcguard_connections_closed_total",
-            "Connections closed by the webhook: evicted at the cap, shed, refused, slow or idle",
+            "Connections closed by the webhook: evicted at the cap, shed, slow or idle",
             ["reason"],
             registry=registry,
         )
@@ -589,7 +593,7 @@ def make_app(
     app[STATE] = state
     if settings.tls_cert and settings.tls_key:
         ctx = make_ssl_context(settings.tls_cert, settings.tls_key, settings.client_ca)
-        closes = {r: state.metrics.closes.labels(r) for r in ("evicted", "shed", "refused", "slow", "idle")}
+        closes = {r: state.metrics.closes.labels(r) for r in ("evicted", "shed", "slow", "idle")}
         guard = app[GUARD_KEY] = ConnectionGuard(settings.limits, ctx, lambda reason: closes[reason].inc())
         state.metrics.connections.set_function(lambda: len(guard.slots))
     if settings.policy_resource is not None or settings.watch_exceptions:
