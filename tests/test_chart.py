@@ -113,6 +113,9 @@ def test_helm_lint_is_clean_with_default_and_custom_values(tmp_path: Path) -> No
         ("webhook.replicaz=2", "replicaz"),
         ("image.digest=latest", "/image/digest"),
         ("tls.mode=secret", "/tls/existingSecret"),
+        ("webhook.connections.max=0", "/webhook/connections/max"),
+        ("webhook.bodyBudgetMiB=1", "/webhook/bodyBudgetMiB"),
+        ("webhook.clientCA.configMap=a,webhook.clientCA.secret=b", "a configMap or a secret, not both"),
     ],
 )
 def test_values_schema_rejects_bad_values_precisely(tmp_path: Path, setting: str, complaint: str) -> None:
@@ -478,3 +481,37 @@ def test_exceptions_are_granted_by_rbac_not_by_the_workload_owner(
     docs = render(tmp_path, {"exceptions": {"approvers": [group]}})
     binding = one(docs, "ClusterRoleBinding", "rel-dlc-guard-exception-approver")
     assert binding["subjects"][0]["name"] == "platform-security"
+
+
+def test_webhook_limits_drain_and_client_ca_reach_the_process(tmp_path: Path) -> None:
+    from controller.cli.main import build_parser
+
+    values = {
+        "webhook": {
+            "connections": {"max": 64, "headerTimeoutSeconds": 4, "bodyTimeoutSeconds": 6, "idleTimeoutSeconds": 30},
+            "bodyBudgetMiB": 8,
+            "drainSeconds": 12,
+            "clientCA": {"configMap": "apiserver-webhook-ca", "key": "ca.pem"},
+        }
+    }
+    wh = deployments(render(tmp_path, values))["webhook"]
+    pod = wh["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    # the rendered arguments are ones the real command line accepts, with the values asked for
+    args = build_parser().parse_args(c["args"])
+    assert (args.max_connections, args.header_timeout, args.body_timeout, args.idle_timeout) == (64, 4, 6, 30)
+    assert args.body_budget == 8 and args.drain_seconds == 12
+    mount = next(m for m in c["volumeMounts"] if m["name"] == "client-ca")
+    assert args.client_ca == f"{mount['mountPath']}/ca.pem"
+    assert next(v for v in pod["volumes"] if v["name"] == "client-ca")["configMap"]["name"] == "apiserver-webhook-ca"
+    # the kubelet waits for the drain and the in-flight reviews before it kills the pod
+    assert pod["terminationGracePeriodSeconds"] >= args.drain_seconds + 20
+    # by default: no client CA, and the process's own defaults agree with the chart's
+    default_args = build_parser().parse_args(
+        deployments(render(tmp_path))["webhook"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
+    assert default_args.client_ca is None
+    assert (
+        default_args.max_connections
+        == build_parser().parse_args(["webhook", "--tls-cert=a", "--tls-key=b"]).max_connections
+    )
