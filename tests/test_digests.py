@@ -310,3 +310,41 @@ def test_bad_registry_options_are_usage_errors(tmp_path: Path) -> None:
         err,
     )
     assert code == 2 and "not JSON" in err.getvalue()
+
+
+# -- floods ------------------------------------------------------------------------------------------
+
+
+def fake_digest(i: int) -> str:
+    return "sha256:" + f"{i:064x}"
+
+
+@needs_registry
+def test_a_lookup_flood_is_bounded_and_admission_lookups_go_first(reg: Registry, images: dict[str, str]) -> None:
+    with silent_server() as slow_host:
+        client = RegistryClient(Credentials(), ca_file=str(reg.ca), timeout=3.0)
+        resolver = DigestResolver(DigestBook(), client, workers=4, max_queued=200, per_registry=2)
+        mirrors = (Mirror(f"{slow_host}/dlc"), Mirror(f"{reg.host}/dlc"))
+        engine = Engine(default_catalog(), AS_OF, mirrors=mirrors, digests=resolver.book)
+        # 3,000 digests at a registry that never answers (the operator's background work)
+        flood = [f"{slow_host}/dlc/pytorch-training@{fake_digest(i)}" for i in range(3000)]
+        started = resolver.start(engine, flood)
+        assert started == 3000
+        assert resolver.queued() <= 200, "the queue is bounded"
+        assert resolver.refused >= 3000 - 200 - 4
+        refused = engine.evaluate(flood[-1])
+        assert refused.verdict == "unknown" and "too many registry lookups queued" in refused.reasons[0].message
+        # an admission review waits on a digest at another registry: answered within its budget,
+        # because the flooded registry holds only two of the four workers
+        real = ref(reg, images["labels"])
+        t0 = time.monotonic()
+        assert asyncio.run(resolver.resolve_within(engine, [real], budget=2.0))
+        assert engine.evaluate(real).verdict == "unsupported", "answered, not timed out"
+        assert time.monotonic() - t0 < 2.0
+        # ... and a flood of waited-on lookups at the same registry: the newest is served first
+        same = [f"{reg.host}/dlc/pytorch-training@{fake_digest(10_000 + i)}" for i in range(150)]
+        resolver.start(engine, same)
+        tagged = ref(reg, images["tagged"])
+        assert asyncio.run(resolver.resolve_within(engine, [tagged], budget=2.0))
+        assert engine.evaluate(tagged).verdict == "expiring"
+        resolver.close()

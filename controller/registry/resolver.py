@@ -1,10 +1,11 @@
 """Fill a :class:`~policy.digests.DigestBook` from registries, off the hot path.
 
 The pure engine judges a digest-only reference from the book alone; this module puts answers
-there. Lookups run in a small thread pool, one per digest at a time (concurrent asks share
-it); a failure is remembered for ``retry_seconds`` so a missing digest does not cost every
-admission a registry round trip. ``resolve_within`` is the webhook's way in: it waits at most
-its budget, and a lookup still running then goes on and answers the next request.
+there. Lookups run on a few worker threads from a bounded queue (see :class:`DigestResolver`),
+one per digest at a time (concurrent asks share it); a failure is remembered for
+``retry_seconds`` so a missing digest does not cost every admission a registry round trip.
+``resolve_within`` is the webhook's way in: it waits at most its budget, and a lookup still
+running then goes on and answers the next request.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import os
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from controller.registry.oci import RegistryClient, RegistryError
@@ -31,6 +34,8 @@ from policy.workloads import containers_of, pod_spec_paths
 log = logging.getLogger("dlc_guard.digests")
 
 __all__ = ["DigestResolver", "FileStore", "images_of"]
+FAILURES_KEPT = 8192
+"""Recent failures remembered (not asked again for ``retry_seconds``); the oldest go first."""
 
 
 def images_of(items: Iterable[object], policy: Policy) -> Iterator[str]:
@@ -69,7 +74,37 @@ class FileStore:
         os.replace(tmp, self.path)
 
 
+@dataclass(eq=False)
+class _Job:
+    ref: ImageReference
+    loc: Location
+    future: concurrent.futures.Future[bool]
+    seq: int
+    deadline: float | None
+    """Someone (an admission review) waits for the answer until then."""
+
+    @property
+    def registry(self) -> str:
+        return self.ref.registry
+
+    def waited_on(self, now: float) -> bool:
+        return self.deadline is not None and self.deadline > now
+
+
 class DigestResolver:
+    """Registry lookups on a few worker threads, from a bounded queue.
+
+    - At most ``per_registry`` lookups run against one registry at a time, so that one slow or
+      flooded registry leaves the other workers to the rest.
+    - A lookup an admission review is waiting on goes first, newest first: during a flood the
+      waiters of older ones have given up already (the budget is a second), and their lookups
+      go on as background work, which is served oldest first.
+    - At most ``max_queued`` lookups wait. Background work beyond is refused (the operator asks
+      again at its next pass); a lookup admission waits on makes room by dropping the oldest
+      background one, else the oldest waited-on one. Refused and dropped digests are
+      ``unknown`` with that reason, and are asked again the next time they are seen.
+    """
+
     def __init__(
         self,
         book: DigestBook,
@@ -77,18 +112,33 @@ class DigestResolver:
         workers: int = 4,
         retry_seconds: float = 300.0,
         store: FileStore | None = None,
+        max_queued: int = 1024,
+        per_registry: int = 2,
     ) -> None:
         self.book = book
         self.client = client
         self.retry_seconds = retry_seconds
         self.store = store
-        self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="digest")
+        self.max_queued = max_queued
+        self.per_registry = per_registry
+        self._queued: dict[str, _Job] = {}
+        self._running: dict[str, int] = {}
         self._inflight: dict[str, concurrent.futures.Future[bool]] = {}
-        self._failed_at: dict[str, float] = {}
-        self._lock = threading.Lock()
+        self._failed_at: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Condition()
+        self._seq = 0
+        self._closed = False
+        self._workers = [threading.Thread(target=self._work, name=f"digest-{i}", daemon=True) for i in range(workers)]
+        for t in self._workers:
+            t.start()
         self.lookups = 0
+        self.refused = 0
+        self.dropped = 0
         if store is not None:
             store.load(book)
+
+    def queued(self) -> int:
+        return len(self._queued)
 
     def wanted(self, engine: Engine, images: Iterable[str]) -> list[tuple[ImageReference, Location]]:
         """The digest-pinned DLC references among ``images`` (with a tag or without: the digest
@@ -111,15 +161,99 @@ class DigestResolver:
                 out[ref.digest] = (ref, loc)
         return list(out.values())
 
-    def submit(self, ref: ImageReference, loc: Location) -> concurrent.futures.Future[bool]:
+    def submit(
+        self, ref: ImageReference, loc: Location, wait_until: float | None = None
+    ) -> concurrent.futures.Future[bool]:
+        """Queue a lookup (shared with one already queued or running for the digest); with
+        ``wait_until`` (a ``time.monotonic()`` deadline) someone waits for it until then."""
         assert ref.digest is not None
+        digest = ref.digest
         with self._lock:
-            running = self._inflight.get(ref.digest)
+            running = self._inflight.get(digest)
             if running is not None:
+                job = self._queued.get(digest)
+                if job is not None and wait_until is not None:
+                    job.deadline, job.seq = max(job.deadline or 0.0, wait_until), self._next()
+                    self._lock.notify()
                 return running
-            future = self._pool.submit(self._resolve, ref, loc)
-            self._inflight[ref.digest] = future
+            future: concurrent.futures.Future[bool] = concurrent.futures.Future()
+            if self._closed:
+                future.set_result(False)
+                return future
+            if len(self._queued) >= self.max_queued and not self._make_room(wait_until is not None):
+                self.refused += 1
+                self.book.fail(digest, "too many registry lookups queued; asked again when next seen")
+                future.set_result(False)
+                return future
+            self._queued[digest] = _Job(ref, loc, future, self._next(), wait_until)
+            self._inflight[digest] = future
+            self._lock.notify()
         return future
+
+    def _next(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _make_room(self, waited_on: bool) -> bool:
+        """(Locked) drop one queued lookup for a new one admission waits on."""
+        if not waited_on:
+            return False
+        now = time.monotonic()
+        jobs = list(self._queued.values())
+        background = [j for j in jobs if not j.waited_on(now)]
+        victim = min(background or jobs, key=lambda j: j.seq)
+        digest = victim.ref.digest
+        assert digest is not None
+        del self._queued[digest]
+        self._inflight.pop(digest, None)
+        self.dropped += 1
+        self.book.fail(digest, "dropped from a full registry lookup queue; asked again when next seen")
+        victim.future.set_result(False)
+        return True
+
+    def _take(self) -> _Job | None:
+        """(Locked) the next lookup a worker may run, or ``None``."""
+        now = time.monotonic()
+        best: _Job | None = None
+        for job in self._queued.values():
+            if self._running.get(job.registry, 0) >= self.per_registry:
+                continue
+            if best is None:
+                best = job
+            elif job.waited_on(now) != best.waited_on(now):
+                best = job if job.waited_on(now) else best
+            elif job.waited_on(now):
+                best = job if job.seq > best.seq else best  # waited on: newest first
+            else:
+                best = job if job.seq < best.seq else best  # background: oldest first
+        return best
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                job = self._take()
+                while job is None:
+                    if self._closed:
+                        return
+                    self._lock.wait(1.0)
+                    job = self._take()
+                digest = job.ref.digest
+                assert digest is not None
+                del self._queued[digest]
+                self._running[job.registry] = self._running.get(job.registry, 0) + 1
+            try:
+                ok = self._resolve(job.ref, job.loc)
+            except BaseException as exc:  # never lose a waiter
+                job.future.set_exception(exc)
+            else:
+                job.future.set_result(ok)
+            finally:
+                with self._lock:
+                    self._running[job.registry] -= 1
+                    if not self._running[job.registry]:
+                        del self._running[job.registry]
+                    self._inflight.pop(digest, None)
+                    self._lock.notify_all()
 
     def _resolve(self, ref: ImageReference, loc: Location) -> bool:
         assert ref.digest is not None
@@ -134,19 +268,17 @@ class DigestResolver:
             ident = self.client.resolve(ref.registry, ref.path, digest, candidates, loc.families[0].framework)
         except RegistryError as exc:
             self.book.fail(digest, str(exc))
-            self._failed_at[digest] = time.monotonic()
+            self._failed(digest)
             log.info("digest lookup failed", extra={"image": ref.original, "reason": str(exc)})
             return False
         except Exception as exc:  # never let a lookup thread die silently
             self.book.fail(digest, f"lookup error: {type(exc).__name__}: {exc}")
-            self._failed_at[digest] = time.monotonic()
+            self._failed(digest)
             log.exception("digest lookup crashed", extra={"image": ref.original})
             return False
-        finally:
-            with self._lock:
-                self._inflight.pop(digest, None)
         self.book.put(digest, ident)
-        self._failed_at.pop(digest, None)
+        with self._lock:
+            self._failed_at.pop(digest, None)
         log.info("digest resolved", extra={"image": ref.original, "tag": ident.tag, "source": ident.source})
         if self.store is not None:
             try:
@@ -154,6 +286,13 @@ class DigestResolver:
             except OSError as exc:
                 log.warning("cannot save the digest cache: %s", exc)
         return True
+
+    def _failed(self, digest: str) -> None:
+        with self._lock:
+            self._failed_at[digest] = time.monotonic()
+            self._failed_at.move_to_end(digest)
+            while len(self._failed_at) > FAILURES_KEPT:
+                self._failed_at.popitem(last=False)
 
     def resolve_all(self, engine: Engine, images: Iterable[str]) -> None:
         """Look up every unanswered digest and wait (the CLI)."""
@@ -173,7 +312,8 @@ class DigestResolver:
         wanted = self.wanted(engine, images)
         if not wanted:
             return False
-        pending = {asyncio.wrap_future(self.submit(ref, loc)): ref for ref, loc in wanted}
+        until = time.monotonic() + budget
+        pending = {asyncio.wrap_future(self.submit(ref, loc, until)): ref for ref, loc in wanted}
         _, late = await asyncio.wait(pending, timeout=budget)
         for f in late:
             ref = pending[f]
@@ -187,4 +327,10 @@ class DigestResolver:
         return True  # answers or reasons: either way the judgement changes
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            self._closed = True
+            for job in self._queued.values():
+                job.future.set_result(False)
+            self._queued.clear()
+            self._inflight.clear()
+            self._lock.notify_all()

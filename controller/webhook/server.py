@@ -109,6 +109,9 @@ class State:
         self.exceptions: tuple[GuardException, ...] = ()
         self.decisions = DecisionCache()
         self.metrics = Metrics(registry)
+        if settings.resolver is not None:
+            queued = Gauge("dlcguard_digest_lookups_queued", "Registry lookups waiting for a worker", registry=registry)
+            queued.set_function(settings.resolver.queued)
         self.bad_log = RateLimit(10, 10.0)
         """At most 10 log lines about bad requests per 10 s; the rest are counted."""
         self.bodies = Budget(settings.limits.body_bytes)
