@@ -313,3 +313,65 @@ def test_exceptions_are_honoured_from_exception_files_only(tmp_path: Path) -> No
     broken.write_text(yaml.safe_dump({**granted, "spec": {**granted["spec"], "expires": "never"}}))
     code, out, err = run(str(f), "--exceptions", str(broken))
     assert code == 1 and "spec.expires" in out + err  # said, and the finding still counts
+
+
+# -- hostile files ----------------------------------------------------------------------------------
+
+ALIAS_BOMB = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+kind: Pod
+spec: {containers: [{name: c, image: *i}]}
+"""
+
+
+def scan_process(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``dlc-guard scan`` in its own process, held to 1 GiB of address space: a file that costs
+    the scan its memory kills that process, not the test run."""
+    import resource
+    import sys
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    return subprocess.run(
+        [sys.executable, "-m", "controller.cli.main", "scan", "--as-of", "2026-11-23", "-o", "json", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        preexec_fn=limit,
+    )
+
+
+def test_hostile_files_are_refused_with_a_reason_and_the_rest_still_scanned(tmp_path: Path) -> None:
+    import os
+
+    d = tmp_path / "repo"
+    d.mkdir()
+    (d / "bomb.yaml").write_text(ALIAS_BOMB + "---\n" + deployment("after-bomb", OLD))
+    assert len((d / "bomb.yaml").read_bytes()) < 1200
+    (d / "zero.yaml").symlink_to("/dev/zero")
+    os.mkfifo(d / "pipe.yaml")
+    with open(d / "huge.yaml", "wb") as f:  # sparse: its size, not its bytes, is what counts
+        f.truncate(300 * 1024 * 1024)
+    (d / "good.yaml").write_text(deployment("trainer", OLD))
+    # a node that contains itself (PyYAML builds recursive objects)
+    (d / "loop.yaml").write_text("kind: Pod\nspec: &s {containers: [{name: c, image: x}], again: *s}\n")
+    r = scan_process(str(d))
+    assert r.returncode == 1, r.stderr[-2000:]  # unsupported images found, and errors reported
+    out = json.loads(r.stdout)
+    names = {g["name"] for g in findings(r.stdout)}
+    assert names == {"trainer", "after-bomb"}, "the files (and documents) after a bad one are still scanned"
+    errors = {Path(e["source"]).name: e["message"] for e in out["errors"]}
+    assert "expands to more than" in errors["bomb.yaml"]
+    assert "not a regular file" in errors["zero.yaml"] and "not a regular file" in errors["pipe.yaml"]
+    assert "larger than 256 MiB" in errors["huge.yaml"]
+    assert "contains it" in errors["loop.yaml"]

@@ -4,12 +4,18 @@ Every object keeps its origin (file, document number, List item, line) and the l
 container image, so that findings can point into the manifest (SARIF needs lines). A file
 that cannot be read or parsed becomes a :class:`SourceError`; the documents before a YAML
 error are kept, and every other file is still read.
+
+Scanned files may come from anyone (a pull request, a chart from the internet), so reading
+is bounded: only regular files are read (a symlink to ``/dev/zero`` or a FIFO is refused, not
+opened), a file is at most :data:`MAX_FILE_BYTES`, and a YAML document may add at most
+:data:`MAX_ALIAS_NODES` nodes through aliases (a 600-byte "billion laughs" expands to 10⁹).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -21,6 +27,62 @@ __all__ = ["Document", "SourceError", "expand_paths", "read_documents", "read_so
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STDIN = "<stdin>"
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+MAX_FILE_BYTES = 256 * 1024 * 1024
+"""A file (or stdin) larger than this is refused: ``kubectl get -A -o yaml`` of a cluster with
+tens of thousands of workloads stays below it."""
+MAX_ALIAS_NODES = 1_000_000
+"""Nodes a YAML document may gain through aliases (anchors reused), beyond its own."""
+
+
+class AliasBomb(Exception):
+    pass
+
+
+def _expanded_size(root: yaml.Node, limit: int) -> int:
+    """Nodes in ``root`` once every alias is expanded, counted without expanding (each distinct
+    node once, memoised); raises :class:`AliasBomb` past ``limit`` or on a node that contains
+    itself."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        known = sizes.get(key)
+        if known is not None:
+            return known
+        if key in open_:
+            raise AliasBomb("an alias refers to a node that contains it")
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            open_.add(key)
+            for child in node.value:
+                total += size(child)
+        elif isinstance(node, yaml.MappingNode):
+            open_.add(key)
+            for k, v in node.value:
+                total += size(k) + size(v)
+        if total > limit:
+            raise AliasBomb(f"expands to more than {limit:,} nodes through aliases")
+        open_.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(root)
+
+
+def _distinct_nodes(root: yaml.Node) -> int:
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend(x for pair in node.value for x in pair)
+    return len(seen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +188,11 @@ def _yaml_documents(source: str, text: str) -> tuple[list[Document], list[Source
             node = loader.get_node()
             if node is None:
                 continue
+            try:
+                _expanded_size(node, _distinct_nodes(node) + MAX_ALIAS_NODES)
+            except AliasBomb as bomb:
+                errors.append(SourceError(source, f"document {index} {bomb}: skipped", node.start_mark.line + 1))
+                continue
             obj = loader.construct_document(node)
             line = node.start_mark.line + 1
             if obj is None:
@@ -183,18 +250,42 @@ def read_sources(paths: Iterable[str], stdin: TextIO) -> Iterator[Document | Sou
             yield item
             continue
         if item == "-":
-            source, text = STDIN, stdin.read()
+            source, text = STDIN, stdin.read(MAX_FILE_BYTES + 1)
+            if len(text) > MAX_FILE_BYTES:
+                yield SourceError(STDIN, f"larger than {MAX_FILE_BYTES >> 20} MiB: not read")
+                continue
         else:
             source = item
-            try:
-                with open(item, encoding="utf-8") as fh:
-                    text = fh.read()
-            except UnicodeDecodeError:
-                yield SourceError(item, "not UTF-8 text")
+            read = _read_file(item)
+            if isinstance(read, SourceError):
+                yield read
                 continue
-            except OSError as exc:
-                yield SourceError(item, exc.strerror or str(exc))
-                continue
+            text = read
         docs, errors = read_documents(source, text)
         yield from docs
         yield from errors
+
+
+def _read_file(path: str) -> str | SourceError:
+    """A regular file's text. Anything else (a device, a FIFO, a socket, also behind a symlink)
+    is refused without reading: opened non-blocking, so that a FIFO cannot hang the scan."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        return SourceError(path, exc.strerror or str(exc))
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return SourceError(path, "not a regular file (a device, FIFO or socket): not read")
+        if info.st_size > MAX_FILE_BYTES:
+            return SourceError(path, f"larger than {MAX_FILE_BYTES >> 20} MiB: not read")
+        try:
+            raw = fh.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            return SourceError(path, exc.strerror or str(exc))
+    if len(raw) > MAX_FILE_BYTES:
+        return SourceError(path, f"larger than {MAX_FILE_BYTES >> 20} MiB: not read")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return SourceError(path, "not UTF-8 text")
