@@ -81,6 +81,7 @@ catalog: $(STAMP)
 ## bench: every benchmark (resolve, webhook vs floor, 50k-pod scan); bench-quick for a short run
 bench: $(STAMP) $(VEGETA)
 	$(PY) -m bench
+	$(PY) -m bench --hostile
 
 bench-quick: $(STAMP) $(VEGETA)
 	$(PY) -m bench --quick --json
