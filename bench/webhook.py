@@ -125,7 +125,7 @@ def _measure(name: str, cmd: list[str], tmp: Path, cafile: Path, quick: bool) ->
 
 def run(quick: bool = False) -> dict[str, Any]:
     if not VEGETA.exists():
-        raise RuntimeError(f"{VEGETA} missing: run `make bench-tools`")
+        raise RuntimeError(f"{VEGETA} missing: run `make bench` (it builds vegeta)")
     from tests.tls import write_cert
 
     with tempfile.TemporaryDirectory(prefix="dlc-guard-bench-") as d:
