@@ -118,7 +118,9 @@ def service_account(namespace: str, name: str) -> tuple[str, list[str]]:
 
 
 @contextmanager
-def control_plane(workdir: Path, users: Sequence[tuple[str, Sequence[str]]] = ()) -> Iterator[ControlPlane]:
+def control_plane(
+    workdir: Path, users: Sequence[tuple[str, Sequence[str]]] = (), apiserver_args: Sequence[str] = ()
+) -> Iterator[ControlPlane]:
     workdir.mkdir(parents=True, exist_ok=True)
     client, peer, secure = free_port(), free_port(), free_port()
     etcd_log = workdir / "etcd.log"
@@ -178,6 +180,7 @@ def control_plane(workdir: Path, users: Sequence[tuple[str, Sequence[str]]] = ()
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--v=0",
+                *apiserver_args,
             ],
             stdout=api_log.open("wb"),
             stderr=subprocess.STDOUT,
