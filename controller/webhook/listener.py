@@ -38,10 +38,10 @@ log = logging.getLogger("dlc_guard.webhook")
 class Slot:
     __slots__ = ("busy", "key", "rx_since", "shed", "since", "transport")
 
-    def __init__(self, transport: asyncio.Transport, now: float) -> None:
+    def __init__(self, transport: asyncio.Transport, key: Any, now: float) -> None:
         self.transport = transport
-        self.key: Any = transport.get_extra_info("peername") or transport
-        """What the handler finds it by: the peer's address, as both transports report it."""
+        self.key = key
+        """What the handler finds it by: the connection's HTTP protocol object (``request.protocol``)."""
         self.since = now
         """Accepted, or last answered."""
         self.rx_since: float | None = None
@@ -76,8 +76,8 @@ class ConnectionGuard:
         return make
 
     # slots, as the TLS layer sees them
-    def opened(self, transport: asyncio.Transport) -> Slot:
-        """A socket was accepted: its slot."""
+    def opened(self, transport: asyncio.Transport, key: Any = None) -> Slot:
+        """A socket was accepted: its slot (found again by ``key``, default the transport)."""
         now = time.monotonic()
         while len(self.slots) >= self.limits.max_connections:
             # a connection that will be shed anyway goes first, then the one waiting longest
@@ -86,7 +86,7 @@ class ConnectionGuard:
                 break
             self.count("evicted")
             self._close(victim)
-        slot = Slot(transport, now)
+        slot = Slot(transport, transport if key is None else key, now)
         if len(self.slots) >= self.limits.max_connections:
             slot.shed = True
             self.count("shed")
@@ -103,8 +103,7 @@ class ConnectionGuard:
 
     # the handler's view
     def slot_of(self, request: web.BaseRequest) -> Slot | None:
-        transport = request.transport
-        return None if transport is None else self.slots.get(transport.get_extra_info("peername"))
+        return self.slots.get(request.protocol)
 
     def busy(self, slot: Slot | None, busy: bool) -> None:
         if slot is None:
@@ -168,11 +167,12 @@ class GuardedTLS(SSLProtocol):
             ssl_handshake_timeout=limits.handshake_seconds,  # type: ignore[arg-type]
         )
         self._guard = guard
+        self._app = app
         self._slot: Slot | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        self._slot = self._guard.opened(transport)
+        self._slot = self._guard.opened(transport, self._app)
         super().connection_made(transport)
 
     def connection_lost(self, exc: BaseException | None) -> None:

@@ -313,11 +313,14 @@ class SlowBody(Exception):
 
 
 async def _read_json(request: web.Request) -> Any:
-    try:
-        async with asyncio.timeout(request.app[STATE].settings.limits.body_seconds):
-            raw = await request.read()
-    except TimeoutError:
-        raise SlowBody from None
+    if request.content.is_eof():  # the whole body came with the headers: nothing to wait for
+        raw = await request.read()
+    else:
+        try:
+            async with asyncio.timeout(request.app[STATE].settings.limits.body_seconds):
+                raw = await request.read()
+        except TimeoutError:
+            raise SlowBody from None
     try:
         return jsonio.loads(raw)
     except jsonio.JSONDecodeError as exc:
