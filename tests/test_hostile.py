@@ -2,7 +2,9 @@
 rights (or any pod that reaches port 8443) can make it hold. Memory is read from ``/proc``.
 
 Covered here: unique huge image strings, unique ``kind``/``operation`` values in metrics labels,
-huge values echoed into errors and logs, and callers that go away mid-body.
+huge values echoed into errors and logs, callers that go away mid-body, a connection flood, slow
+headers, slow bodies and idle keep-alives, big bodies in flight, a certificate written with the
+wrong key under load, SIGTERM under load, mTLS, and a digest flood against a real registry.
 """
 
 from __future__ import annotations
@@ -61,11 +63,13 @@ class Webhook:
             return bytes(r.read())
 
 
-def launch(tmp: Path, *args: str, cert: tuple[Path, Path] | None = None) -> Webhook:
+def launch(
+    tmp: Path, *args: str, cert: tuple[Path, Path] | None = None, policy_text: str = "spec:\n  mode: enforce\n"
+) -> Webhook:
     """A real ``dlc-guard webhook`` process on a free loopback port, ready."""
     cert_path, key = cert or write_cert(tmp)
     policy = tmp / "policy.yaml"
-    policy.write_text("spec:\n  mode: enforce\n")
+    policy.write_text(policy_text)
     port = free_port()
     log = tmp / "webhook.log"
     proc = subprocess.Popen(
@@ -473,3 +477,44 @@ def test_client_ca_admits_only_callers_with_its_certificate(tmp_path: Path) -> N
             w.post(conn, review("nginx:1.27"))
     finally:
         stop(w.proc)
+
+
+def test_a_digest_flood_is_queued_within_bounds_and_admission_lookups_still_answered(tmp_path: Path) -> None:
+    from tests.registry import PYTORCH_26_LABELS, available, registry, silent_server
+
+    if available() is not None:
+        pytest.skip(str(available()))
+    with registry(tmp_path / "registry") as reg, silent_server() as slow:
+        real = reg.image("dlc/pytorch-training", PYTORCH_26_LABELS, salt="flood")
+        policy = f"spec:\n  mode: enforce\n  mirrors: ['{slow}/dlc', '{reg.host}/dlc']\n"
+        w = launch(
+            tmp_path,
+            "--resolve-digests",
+            f"--registry-ca={reg.ca}",
+            "--digest-cache=none",
+            "--digest-budget=0.05",
+            policy_text=policy,
+        )
+        try:
+            conn = w.connection()
+            # 3,000 unique digests at a registry that never answers, 100 per pod
+            for r in range(30):
+                images = [f"{slow}/dlc/pytorch-training@sha256:{r:032x}{i:032x}" for i in range(100)]
+                body = json.loads(review("nginx:1.27"))
+                body["request"]["object"]["spec"]["containers"] = [
+                    {"name": f"c{i}", "image": im} for i, im in enumerate(images)
+                ]
+                status, _ = w.post(conn, json.dumps(body).encode())
+                assert status == 200
+            assert metric(w, "dlcguard_digest_lookups_queued") <= 1024, "the lookup queue is bounded"
+            # a review that waits on a digest at the other registry still gets its answer in time
+            status, answer = w.post(conn, review(f"{reg.host}/dlc/pytorch-training@{real}"))
+            resp = json.loads(answer)["response"]
+            deadline = time.monotonic() + 10
+            while resp["allowed"] and time.monotonic() < deadline:  # the budget is 50 ms: a retry or two
+                time.sleep(0.2)
+                resp = json.loads(w.post(conn, review(f"{reg.host}/dlc/pytorch-training@{real}"))[1])["response"]
+            assert resp["allowed"] is False and "2.6" in resp["status"]["message"], resp
+            conn.close()
+        finally:
+            stop(w.proc)
