@@ -180,6 +180,7 @@ class Engine:
         """Answers for digest-only references, filled by a registry resolver (outside the core)."""
         self._cache: dict[str, Result] = {}
         self._judgements: dict[tuple[object, ...], Result] = {}
+        self._newest_lines: dict[str, str | None] = {}
 
     # ------------------------------------------------------------------ entry point
 
@@ -326,14 +327,25 @@ class Engine:
 
     def _line(self, fam: Family, line: str) -> _Eop | None:
         own = fam.lines.get(line)
+        if own is not None:
+            return self._eop_of(own, fam.framework, line, f"{fam.name} {line}")
         fw = self.catalog.frameworks.get(fam.framework)
-        source = f"{fam.name} {line}"
-        if own is None and fw is not None:
-            own = fw.lines.get(line)
-            source = f"{fam.framework} {line} (framework table)"
-        if own is None:
+        borrowed = fw.lines.get(line) if fw is not None else None
+        if borrowed is None:
             return None
-        return self._eop_of(own, fam.framework, line, source)
+        if fam.group is None and not fam.lines and line == self._newest_line(fam):
+            # A family with no dates of its own (Neuron, Hugging Face…), on the newest line AWS
+            # has released in it: "current" is "the newest framework version that AWS makes
+            # available", so the line is maintained while the family is; the framework table's
+            # date applies to this family once a newer line of it exists.
+            return _Eop(None, None, f"{fam.name} {line}", "family-current")
+        return self._eop_of(borrowed, fam.framework, line, f"{fam.framework} {line} (framework table)")
+
+    def _newest_line(self, fam: Family) -> str | None:
+        if fam.name not in self._newest_lines:
+            newest = max(fam.images, key=lambda i: i.order, default=None)
+            self._newest_lines[fam.name] = newest.line if newest is not None else None
+        return self._newest_lines[fam.name]
 
     def _eop_of(self, line: Line, framework: str, key: str, source: str) -> _Eop:
         if line.eop is not None:
@@ -477,14 +489,30 @@ class Engine:
                         f"AWS publishes no end-of-patch date for {fam.framework}; judged on releases and dependencies",
                     )
                 )
+        elif dates.rule == "family-current":
+            fw_line = self.catalog.frameworks[fam.framework].lines[line_key]
+            table_eop = self._eop_of(fw_line, fam.framework, line_key, "").eop
+            reasons.append(
+                Reason(
+                    "EOP_FAMILY_CURRENT",
+                    "info",
+                    f"{fam.name} has no end-of-patch dates of its own and {line_key} is the newest {fam.framework} "
+                    f"line AWS releases in it: maintained while AWS releases it; the {fam.framework} table's date "
+                    f"({table_eop}) applies once a newer {fam.name} line exists",
+                    {"line": line_key, "framework_eop": _iso(table_eop), "source": dates.source, "rule": dates.rule},
+                )
+            )
         elif dates.eop is not None:
             facts = {"eop": dates.eop.isoformat(), "ga": _iso(dates.ga), "source": dates.source, "rule": dates.rule}
+            whose = ""
+            if dates.source.endswith("(framework table)"):
+                whose = f" (the {fam.framework} table's date: {fam.name} has none of its own)"
             if self.as_of > dates.eop:
                 reasons.append(
                     Reason(
                         "EOP_PASSED",
                         "unsupported",
-                        f"end of patch for {fam.framework} {line_key} was {dates.eop}",
+                        f"end of patch for {fam.framework} {line_key} was {dates.eop}{whose}",
                         facts,
                     )
                 )
@@ -494,7 +522,7 @@ class Engine:
                     Reason(
                         "EOP_SOON",
                         "expiring",
-                        f"end of patch for {fam.framework} {line_key} is {dates.eop} (in {days} days)",
+                        f"end of patch for {fam.framework} {line_key} is {dates.eop} (in {days} days){whose}",
                         facts,
                     )
                 )

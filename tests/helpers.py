@@ -53,6 +53,7 @@ def mini_catalog_doc() -> dict[str, Any]:
                 "repository": "pytorch-training",
                 "framework": "PyTorch",
                 "registry": "dlc",
+                "group": "pytorch",
                 "default_platform": "sagemaker",
                 "lines": {
                     "2.7": {"ga": "2025-04-23", "eop": "2026-04-23"},
@@ -73,6 +74,7 @@ def mini_catalog_doc() -> dict[str, Any]:
                 "repository": "tensorflow-training",
                 "framework": "TensorFlow",
                 "registry": "dlc",
+                "group": "tensorflow",
                 "images": [
                     img("1.15.5", ["1.15.5-gpu-py312-ubuntu22.04-ec2"]),
                     img("2.0.0", ["2.0.0-gpu-py312-ubuntu22.04-ec2"]),

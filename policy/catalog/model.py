@@ -8,7 +8,7 @@ A catalog document is JSON (or YAML) of this shape (``schema: dlc-guard.io/catal
     dependencies:  {python: {"3.10": date}, os: {"ubuntu22.04": date}}
     frameworks:    {name: {latest_only: bool, lines: {"2.9": Line}}}
     families:      {name: {repository, framework, registry, public, default_platform,
-                           version_token, lines: {"2.9": Line}, images: [Image]}}
+                           version_token, group, lines: {"2.9": Line}, images: [Image]}}
     advisories:    [{id, code, message, verdict?, recommend_tag?, match: {...}}]
 
     Line:   {ga: date|null, eop: date|null, upstream_eol: date|null}
@@ -129,6 +129,10 @@ class Family:
     lines: dict[str, Line]
     images: list[Image]
     latest_only: bool = False
+    group: str | None = None
+    """The framework group whose support rows the family shares (upstream ``framework_groups``:
+    pytorch-training and pytorch-inference…); the framework table is theirs. A family in no
+    group and with no dates of its own (Neuron, Hugging Face…) only borrows the table."""
     by_tag: dict[str, Image] = field(default_factory=dict)
     by_stem: dict[str, list[tuple[tuple[int, ...], Image]]] = field(default_factory=dict)
     """Release stem -> its (build, image) pairs, oldest first."""
@@ -460,6 +464,7 @@ def load_catalog(document: Any, origin: str = "catalog") -> Catalog:
             version_token=c.string(fm.get("version_token"), f"{p}.version_token", required=False),
             lines=_lines(c, fm.get("lines"), f"{p}.lines"),
             images=sorted(images, key=lambda im: im.order),
+            group=c.string(fm.get("group"), f"{p}.group", required=False),
         )
         families[name] = fam
 
