@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from policy.catalog import Catalog, Family, Image, Line
+from policy.catalog import Catalog, Family, Image, Line, Retired
 from policy.digests import DigestBook
 from policy.reference import REFERENCE_MAX, ImageReference, InvalidReference, parse_reference
 from policy.registries import Location, Mirror, identify
@@ -217,6 +217,9 @@ class Engine:
                 text, "not-dlc", False, (Reason("NOT_DLC", "info", "not an AWS Deep Learning Containers registry"),)
             )
         if not loc.families:
+            retired = self.catalog.retired.get(loc.repository)
+            if retired is not None:
+                return self._retired(text, ref, loc, retired)
             return Result(
                 text,
                 "unknown",
@@ -254,6 +257,45 @@ class Engine:
                 )
             tag = known.tag
         return self._by_tag(text, ref, loc, tag)
+
+    def _retired(self, text: str, ref: ImageReference, loc: Location, retired: Retired) -> Result:
+        """A repository AWS no longer builds, absent from the release data: unsupported, with
+        the successor's newest maintained image as the recommendation when there is one."""
+        rec = None
+        for fam in self.catalog.by_repository.get(retired.successor or "", []):
+            pick = self._newest_healthy(fam, fam.images)
+            if pick is not None:
+                path = ref.path.rsplit("/", 1)[0] + "/" if "/" in ref.path else ""
+                rec = f"{ref.registry}/{path}{fam.repository}:{pick.tag}"
+                break
+        return Result(
+            text,
+            "unsupported",
+            True,
+            (self._retired_reason(retired),),
+            repository=loc.repository,
+            framework=retired.framework,
+            eop=retired.last_eop,
+            recommendation=rec,
+        )
+
+    @staticmethod
+    def _retired_reason(retired: Retired) -> Reason:
+        facts: dict[str, Any] = {"repository": retired.repository, "source": retired.source}
+        if retired.last_eop is not None:
+            facts["last_eop"] = retired.last_eop.isoformat()
+        if retired.successor is not None:
+            facts["successor"] = retired.successor
+        return Reason("FRAMEWORK_RETIRED", "unsupported", f"{retired.repository} is retired: {retired.reason}", facts)
+
+    def _retired_line(self, fam: Family, line: str) -> Retired | None:
+        """The retirement covering this family's ``line``, if any (whatever the date)."""
+        retired = self.catalog.retired.get(fam.repository)
+        if retired is None:
+            return None
+        if retired.last_line is not None and parse_version(line) > retired.last_line:
+            return None
+        return retired
 
     def _by_tag(self, text: str, ref: ImageReference, loc: Location, tag: str | None) -> Result:
         key = (loc.repository, tuple(f.name for f in loc.families), tag, ref.digest is None)
@@ -333,7 +375,12 @@ class Engine:
         borrowed = fw.lines.get(line) if fw is not None else None
         if borrowed is None:
             return None
-        if fam.group is None and not fam.lines and line == self._newest_line(fam):
+        if (
+            fam.group is None
+            and not fam.lines
+            and line == self._newest_line(fam)
+            and self._retired_line(fam, line) is None
+        ):
             # A family with no dates of its own (Neuron, Hugging Face…), on the newest line AWS
             # has released in it: "current" is "the newest framework version that AWS makes
             # available", so the line is maintained while the family is; the framework table's
@@ -505,7 +552,7 @@ class Engine:
         elif dates.eop is not None:
             facts = {"eop": dates.eop.isoformat(), "ga": _iso(dates.ga), "source": dates.source, "rule": dates.rule}
             whose = ""
-            if dates.source.endswith("(framework table)"):
+            if fam.group is None and dates.source.endswith("(framework table)"):
                 whose = f" (the {fam.framework} table's date: {fam.name} has none of its own)"
             if self.as_of > dates.eop:
                 reasons.append(
@@ -625,6 +672,11 @@ class Engine:
                         "a newer build may exist (floating tags always point to it)",
                     )
                 )
+
+        # --- retired repositories (still in the release data, no release after their last line)
+        retired = self._retired_line(fam, line_key)
+        if retired is not None and (retired.last_eop is None or self.as_of > retired.last_eop):
+            reasons.append(self._retired_reason(retired))
 
         # --- advisories
         for adv in self.catalog.advisories:

@@ -201,15 +201,23 @@ README_ROWS = [
     (f"{CN}/tensorflow-training:2.21.0-gpu-py312-cu129-amzn2023-sagemaker", "supported", None),
     (
         "763104351884.dkr.ecr.eu-west-1.amazonaws.com/pytorch-inference-neuronx:2.9.0-neuronx-py312-sdk2.30.0-ubuntu24.04",
-        "unsupported",
-        "EOP_PASSED",
+        "outdated",
+        "NEWER_BUILD",
     ),
     (
+        # the newest line AWS releases for Hugging Face inference (with transformers 5.5.3): maintained
         f"{ECR}/huggingface-pytorch-inference:2.6.0-transformers5.5.3-gpu-py312-cu124-ubuntu22.04",
-        "unsupported",
-        "EOP_PASSED",
+        "supported",
+        "EOP_FAMILY_CURRENT",
     ),
     (f"{ECR}/pytorch-training@sha256:{'0123456789abcdef' * 4}", "unknown", "DIGEST_UNRESOLVED"),
+    (f"{ECR}/mxnet-training:1.9.0-gpu-py38-cu112-ubuntu20.04-sagemaker", "unsupported", "FRAMEWORK_RETIRED"),
+    (
+        "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-inference-neuron:"
+        "1.10.2-transformers4.20.1-neuron-py37-sdk1.19.1-ubuntu18.04",
+        "unsupported",
+        "FRAMEWORK_RETIRED",
+    ),
     ("nvcr.io/nvidia/pytorch:22.07-py3", "not-dlc", "NOT_DLC"),
 ]
 

@@ -19,6 +19,7 @@ from policy.catalog.model import (
     Framework,
     Image,
     Line,
+    Retired,
     load_catalog,
 )
 
@@ -31,6 +32,7 @@ __all__ = [
     "Framework",
     "Image",
     "Line",
+    "Retired",
     "default_catalog",
     "load_catalog",
     "load_catalog_file",

@@ -317,8 +317,33 @@ def import_upstream(
         "frameworks": frameworks,
         "families": dict(sorted(families.items())),
         "advisories": overlay.get("advisories") or [],
+        "retired": overlay.get("retired") or [],
     }
+    warnings += _retired_but_released(document)
     return ImportResult(document, warnings)
+
+
+def _retired_but_released(document: dict[str, Any]) -> list[str]:
+    """Retired repositories whose release data now has a line newer than the retirement's."""
+    out = []
+    for entry in document["retired"]:
+        last = entry.get("last_line") if isinstance(entry, dict) else None
+        if last is None:
+            continue
+        for fam in document["families"].values():
+            if fam["repository"] != entry.get("repository"):
+                continue
+            newer = sorted(
+                {parse_version(i["version"]).line for i in fam["images"]} - {x for x in (str(last),)},
+                key=lambda line: parse_version(line),
+            )
+            newer = [n for n in newer if parse_version(n) > parse_version(str(last))]
+            if newer:
+                out.append(
+                    f"overlay: retired repository {entry['repository']} (last line {last}) has newer lines "
+                    f"{', '.join(newer)} in the release data: they are judged as usual; review the entry"
+                )
+    return out
 
 
 def _python_from_tags(tags: list[str]) -> str | None:

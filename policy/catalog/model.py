@@ -10,6 +10,7 @@ A catalog document is JSON (or YAML) of this shape (``schema: dlc-guard.io/catal
     families:      {name: {repository, framework, registry, public, default_platform,
                            version_token, group, lines: {"2.9": Line}, images: [Image]}}
     advisories:    [{id, code, message, verdict?, recommend_tag?, match: {...}}]
+    retired:       [{repository, framework, reason, source, last_eop?, last_line?, successor?}]
 
     Line:   {ga: date|null, eop: date|null, upstream_eol: date|null}
     Image:  {version, accelerator, platform, python, cuda, os, build, extras, tags}
@@ -39,6 +40,7 @@ __all__ = [
     "Framework",
     "Image",
     "Line",
+    "Retired",
     "load_catalog",
 ]
 
@@ -153,6 +155,22 @@ class Advisory:
     tags: frozenset[str] | None
 
 
+@dataclass(frozen=True, slots=True)
+class Retired:
+    """A DLC repository AWS no longer builds: its images are unsupported (after ``last_eop``,
+    the last end of patch AWS published for it, when there is one)."""
+
+    repository: str
+    framework: str
+    reason: str
+    source: str
+    last_eop: dt.date | None = None
+    last_line: Version | None = None
+    """The newest line the retirement covers (``None``: all); a newer line is judged as usual."""
+    successor: str | None = None
+    """A repository of the catalog that replaces it (the recommendation), if any."""
+
+
 @dataclass(slots=True)
 class Catalog:
     source: dict[str, Any]
@@ -166,6 +184,8 @@ class Catalog:
     families: dict[str, Family]
     advisories: tuple[Advisory, ...]
     document: dict[str, Any]
+    retired: dict[str, Retired] = field(default_factory=dict)
+    """Retired repositories by name."""
     by_repository: dict[str, list[Family]] = field(default_factory=dict)
     accounts: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
 
@@ -386,6 +406,26 @@ def _advisory(c: _Checker, raw: Any, path: str) -> Advisory | None:
     )
 
 
+def _retired(c: _Checker, raw: Any, path: str) -> Retired | None:
+    m = c.mapping(raw, path)
+    for key in m:
+        if key not in ("repository", "framework", "reason", "source", "last_eop", "last_line", "successor"):
+            c.fail(f"{path}.{key}", "unknown field")
+    repo = c.string(m.get("repository"), f"{path}.repository")
+    if repo is not None and not _REPO_RE.match(repo):
+        c.fail(f"{path}.repository", f"{repo!r} is not a valid repository name")
+    framework = c.string(m.get("framework"), f"{path}.framework")
+    reason = c.string(m.get("reason"), f"{path}.reason")
+    source = c.string(m.get("source"), f"{path}.source")
+    last_eop = c.date(m.get("last_eop"), f"{path}.last_eop")
+    last_line = c.version(m["last_line"], f"{path}.last_line") if m.get("last_line") is not None else None
+    successor = c.string(m.get("successor"), f"{path}.successor", required=False)
+    if repo is None or framework is None or reason is None or source is None:
+        return None
+    text = " ".join(reason.split())
+    return Retired(repo, framework, text, " ".join(source.split()), last_eop, last_line, successor)
+
+
 def load_catalog(document: Any, origin: str = "catalog") -> Catalog:
     """Validate a catalog document and build its indexes; raise :class:`CatalogError`."""
     c = _Checker()
@@ -479,6 +519,17 @@ def load_catalog(document: Any, origin: str = "catalog") -> Catalog:
     for account, fams in fixed.items():
         for f in fams - set(families):
             c.fail(f"registries.fixed_accounts.{account}", f"names unknown family {f!r}")
+    retired: dict[str, Retired] = {}
+    repositories = {f.repository for f in families.values()}
+    for i, raw in enumerate(c.seq(doc.get("retired"), "retired", required=False)):
+        r = _retired(c, raw, f"retired[{i}]")
+        if r is None:
+            continue
+        if r.repository in retired:
+            c.fail(f"retired[{i}].repository", f"{r.repository!r} is listed twice")
+        if r.successor is not None and r.successor not in repositories:
+            c.fail(f"retired[{i}].successor", f"{r.successor!r} is not a repository of the catalog")
+        retired[r.repository] = r
     if c.problems:
         raise CatalogError(c.problems, origin)
     catalog = Catalog(
@@ -493,6 +544,7 @@ def load_catalog(document: Any, origin: str = "catalog") -> Catalog:
         families=families,
         advisories=advisories,
         document=doc,
+        retired=retired,
     )
     _index(catalog)
     return catalog
