@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from typing import TextIO
 
-__all__ = ["BOLD", "COLOURS", "RESET", "use_colour"]
+from policy.evaluate import Reason
+
+__all__ = ["BOLD", "COLOURS", "RESET", "notice_footer", "use_colour"]
 
 COLOURS = {
     "unsupported": "\033[31;1m",
@@ -22,3 +25,15 @@ RESET, BOLD = "\033[0m", "\033[1m"
 
 def use_colour(stream: TextIO) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ
+
+
+def notice_footer(per_image: Iterable[Sequence[Reason]]) -> str:
+    """The notices of a run, once each with the number of images they concern (tables)."""
+    seen: dict[str, tuple[Reason, int]] = {}
+    for notices in per_image:
+        for n in notices:
+            seen[n.code] = (n, seen.get(n.code, (n, 0))[1] + 1)
+    out = []
+    for n, count in seen.values():
+        out.append(f"note ({n.code}, {count} {'image' if count == 1 else 'images'}): {n.message}\n")
+    return "".join(out)

@@ -117,6 +117,11 @@ class Result:
         return main.message if main is not None else self.verdict
 
     @property
+    def notices(self) -> tuple[Reason, ...]:
+        """Reasons that inform without judging (``ANACONDA_LICENSE``)."""
+        return tuple(r for r in self.reasons if r.code in NOTICES)
+
+    @property
     def main_code(self) -> str:
         """The main reason's code (the verdict in capitals when there is no reason)."""
         main = self.main_reason
@@ -143,6 +148,14 @@ class _Eop:
     rule: str
 
 
+ANACONDA_NOTICE = (
+    "no longer actively maintained: AWS moved its maintained DLCs from the Anaconda channel to conda-forge, "
+    "and whoever keeps installing from the Anaconda repository in such an image must comply with its licence "
+    "terms where they apply (or move to a supported DLC, or install from conda-forge)"
+)
+"""The seed's answer to "Do I need a commercial license to use the Anaconda Repository?", in one sentence."""
+NOTICES = frozenset({"ANACONDA_LICENSE"})
+"""Reason codes that inform without judging (shown apart from the verdict's reasons)."""
 PENDING = frozenset({"DIGEST_UNRESOLVED", "DIGEST_UNVERIFIED"})
 """Reason codes of verdicts that a later registry answer can change."""
 
@@ -167,6 +180,7 @@ class Engine:
         mirrors: tuple[Mirror, ...] = (),
         cache_size: int = 65536,
         digests: DigestBook | None = None,
+        anaconda_notice: bool = True,
     ) -> None:
         if warn_days < 0:
             raise ValueError("warn_days must be zero or more")
@@ -178,6 +192,8 @@ class Engine:
         self.cache_size = cache_size
         self.digests = digests
         """Answers for digest-only references, filled by a registry resolver (outside the core)."""
+        self.anaconda_notice = anaconda_notice
+        """Add ``ANACONDA_LICENSE`` to images no longer actively maintained (the policy can turn it off)."""
         self._cache: dict[str, Result] = {}
         self._judgements: dict[tuple[object, ...], Result] = {}
         self._newest_lines: dict[str, str | None] = {}
@@ -272,12 +288,19 @@ class Engine:
             text,
             "unsupported",
             True,
-            (self._retired_reason(retired),),
+            (self._retired_reason(retired), *self._notices("unsupported")),
             repository=loc.repository,
             framework=retired.framework,
             eop=retired.last_eop,
             recommendation=rec,
         )
+
+    def _notices(self, verdict: str) -> tuple[Reason, ...]:
+        """Notices for an image of this verdict: the seed's Anaconda answer for images that are
+        no longer actively maintained (superseded, or past their end of support)."""
+        if not self.anaconda_notice or verdict not in ("unsupported", "outdated"):
+            return ()
+        return (Reason("ANACONDA_LICENSE", "info", ANACONDA_NOTICE, {"channel": "anaconda"}),)
 
     @staticmethod
     def _retired_reason(retired: Retired) -> Reason:
@@ -743,7 +766,7 @@ class Engine:
             image=text,
             verdict=verdict,
             dlc=True,
-            reasons=tuple(reasons),
+            reasons=(*reasons, *self._notices(verdict)),
             repository=loc.repository,
             family=fam.name,
             framework=fam.framework,

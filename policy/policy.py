@@ -106,6 +106,9 @@ class Policy:
     by default); anywhere else an exception covers only its own namespace."""
     exceptions: tuple[GuardException, ...] = ()
     """The ``DLCGuardException`` resources in force (the cluster's; not part of the document)."""
+    anaconda_notice: str = "reports"
+    """``reports`` (check, scan, PolicyReports; the default), ``warnings`` (kubectl warnings too) or
+    ``off``: the seed's Anaconda licence answer on images no longer actively maintained."""
 
     def with_exceptions(self, exceptions: tuple[GuardException, ...]) -> Policy:
         return replace(self, exceptions=exceptions)
@@ -173,6 +176,9 @@ def _strings(raw: Any, path: str, problems: list[str]) -> tuple[str, ...]:
     return tuple(raw)
 
 
+ANACONDA_NOTICE_MODES = ("reports", "warnings", "off")
+
+
 def load_policy(document: Any, origin: str = "policy", controller_namespace: str | None = None) -> Policy:
     """Validate a policy document (the whole resource, or just its ``spec``)."""
     problems: list[str] = []
@@ -204,6 +210,7 @@ def load_policy(document: Any, origin: str = "policy", controller_namespace: str
         "exceptionNamespaces",
         "pullThroughCaches",
         "catalog",
+        "anacondaNotice",
     }
     for key in spec:
         if key not in known:
@@ -269,6 +276,10 @@ def load_policy(document: Any, origin: str = "policy", controller_namespace: str
     exempt_ns = ["kube-system", *(_strings(spec.get("exemptNamespaces"), f"{prefix}.exemptNamespaces", problems))]
     if controller_namespace:
         exempt_ns.append(controller_namespace)
+    anaconda = spec.get("anacondaNotice", "reports")
+    if anaconda not in ANACONDA_NOTICE_MODES:
+        problems.append(f"{prefix}.anacondaNotice: expected one of {list(ANACONDA_NOTICE_MODES)}, got {anaconda!r}")
+        anaconda = "reports"
     if problems:
         raise PolicyError(problems, origin)
     return Policy(
@@ -280,4 +291,5 @@ def load_policy(document: Any, origin: str = "policy", controller_namespace: str
         custom,
         tuple(exempt_ns),
         tuple(exception_ns),
+        anaconda_notice=str(anaconda),
     )

@@ -112,6 +112,7 @@ def results_for(j: Judgement, ref: WorkloadRef, timestamp: int) -> list[Entry]:
             ("recommendation", r.recommendation or ""),
             ("exemption", f.exempt or ""),
             ("exception", f.exception or ""),
+            ("licenseNotice", next((n.message for n in r.notices if n.code == "ANACONDA_LICENSE"), "")),
         )
         message = f"container {f.container.name!r} image {r.image} is {r.verdict}: {r.summary}"
         if r.recommendation and r.verdict != "supported":

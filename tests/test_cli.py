@@ -59,7 +59,10 @@ def test_stdin_and_table() -> None:
     assert any(line.startswith("unsupported") and OLD in line for line in lines)
     assert any("-> use" in line for line in lines)
     assert "\033[" not in out  # not a terminal: no colour
-    assert lines[-1] == "1 unsupported, 1 supported"
+    assert lines[-2] == "1 unsupported, 1 supported"
+    assert lines[-1].startswith("note (ANACONDA_LICENSE, 1 image): no longer actively maintained")
+    quiet = run("check", "--as-of", "2026-11-23", "--no-anaconda-notice", OLD, NEW)[1].splitlines()
+    assert quiet[-1] == "1 unsupported, 1 supported"
 
 
 def test_warn_days_changes_verdict() -> None:

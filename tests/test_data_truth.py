@@ -122,8 +122,9 @@ def test_table_families_keep_the_framework_table_as_their_own(catalog: Catalog) 
 def test_retired_repositories_are_unsupported_with_their_source(catalog: Catalog, image: str, framework: str) -> None:
     r = Engine(catalog, dt.date(2026, 11, 23)).evaluate(f"{ECR}/{image}")
     assert r.verdict == "unsupported" and r.dlc and r.framework == framework
-    (reason,) = r.reasons
+    reason, notice = r.reasons
     assert reason.code == "FRAMEWORK_RETIRED" and reason.facts["source"]
+    assert notice.code == "ANACONDA_LICENSE"
     assert r.recommendation is None or "graviton" not in r.recommendation
 
 
@@ -184,3 +185,33 @@ def test_bad_retired_entries_are_refused_precisely(entry: dict[str, Any], proble
     with pytest.raises(CatalogError) as err:
         load_catalog(doc)
     assert any(p.startswith(problem) for p in err.value.problems), err.value.problems
+
+
+# -- the seed's Anaconda answer ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("image", "notice"),
+    [
+        ("pytorch-training:2.6.0-gpu-py312-cu126-ubuntu22.04-ec2", True),  # past its end of patch
+        ("pytorch-training:2.10.0-gpu-py313-cu130-ubuntu22.04-ec2", False),  # maintained (expiring)
+        ("mxnet-training:1.9.0-gpu-py38-cu112-ubuntu20.04-sagemaker", True),  # retired
+    ],
+)
+def test_images_no_longer_maintained_carry_the_anaconda_notice(catalog: Catalog, image: str, notice: bool) -> None:
+    r = Engine(catalog, dt.date(2026, 11, 23)).evaluate(f"{ECR}/{image}")
+    assert bool(r.notices) is notice
+    if notice:
+        (n,) = r.notices
+        assert n.code == "ANACONDA_LICENSE" and n.severity == "info"
+        assert "conda-forge" in n.message and "licence" in n.message
+        assert r.main_reason is not None and r.main_reason.code != "ANACONDA_LICENSE", "it never carries the verdict"
+    off = Engine(catalog, dt.date(2026, 11, 23), anaconda_notice=False).evaluate(f"{ECR}/{image}")
+    assert not off.notices and off.verdict == r.verdict
+
+
+def test_an_outdated_build_carries_the_notice_too(catalog: Catalog) -> None:
+    r = Engine(catalog, dt.date(2026, 11, 23)).evaluate(
+        "763104351884.dkr.ecr.eu-west-1.amazonaws.com/pytorch-inference-neuronx:2.9.0-neuronx-py312-sdk2.30.0-ubuntu24.04"
+    )
+    assert r.verdict == "outdated" and [n.code for n in r.notices] == ["ANACONDA_LICENSE"]

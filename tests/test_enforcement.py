@@ -13,7 +13,7 @@ from policy.digests import DigestBook, DigestIdentity
 from policy.evaluate import Engine, pending
 from policy.exceptions import ExceptionBook, ExceptionError, load_exception, load_exceptions
 from policy.judge import ANNOTATION_UNSUPPORTED, ANNOTATION_VERDICT, annotations_for, judge_object
-from policy.policy import load_policy
+from policy.policy import PolicyError, load_policy
 
 TODAY = dt.date(2026, 11, 23)
 ECR = "763104351884.dkr.ecr.us-west-2.amazonaws.com"
@@ -248,3 +248,23 @@ def test_the_exception_book_follows_events_and_reports_each_rejection_once() -> 
     book.apply("DELETED", exc(name="ok"))
     assert book.exceptions == ()
     assert book.apply("MODIFIED", exc(name="broken")) == [] and [e.name for e in book.exceptions] == ["broken"]
+
+
+# -- the Anaconda notice in kubectl warnings -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("setting", "lines"), [("reports", 0), ("warnings", 1), ("off", 0)])
+def test_the_anaconda_notice_reaches_warnings_only_when_the_policy_asks(setting: str, lines: int) -> None:
+    policy = load_policy({"spec": {"mode": "warn", "anacondaNotice": setting}})
+    engine = Engine(default_catalog(), TODAY, mirrors=policy.mirrors, anaconda_notice=setting != "off")
+    d = decide(review(pod([("a", OLD), ("b", OLD.replace("us-west-2", "us-east-1"))])), engine, policy, TODAY)
+    notices = [w for w in d.warnings if "conda-forge" in w]
+    assert len(notices) == lines, d.warnings  # one line for the review, however many images
+    assert len(d.warnings) == 2 + lines
+    assert all(len(w) <= 256 for w in d.warnings)
+
+
+def test_a_bad_anaconda_notice_setting_is_refused_precisely() -> None:
+    with pytest.raises(PolicyError) as err:
+        load_policy({"spec": {"anacondaNotice": "loud"}})
+    assert "spec.anacondaNotice: expected one of ['reports', 'warnings', 'off'], got 'loud'" in str(err.value)

@@ -52,9 +52,12 @@ def test_report_results_summary_and_properties() -> None:
     assert props["framework"] == "PyTorch" and props["version"] == "2.6.0" and props["eop"] == "2026-01-29"
     assert props["recommendation"].startswith(f"{ECR}/pytorch-training:2.10")
     assert all(isinstance(v, str) for v in props.values())
+    assert "conda-forge" in props["licenseNotice"], "no longer maintained: the seed's Anaconda answer"
     assert doc["summary"] == {"pass": 0, "fail": 1, "warn": 0, "error": 0, "skip": 0}
     c.observe(deployment("serve", NEW, SOON))
     assert c.book.document("ml")["summary"] == {"pass": 2, "fail": 1, "warn": 0, "error": 0, "skip": 0}
+    maintained = [r for r in c.book.document("ml")["results"] if r["result"] == "pass"]
+    assert maintained and all("licenseNotice" not in r["properties"] for r in maintained)
 
 
 def test_unchanged_objects_do_not_rewrite_reports_and_deleted_ones_leave() -> None:

@@ -175,8 +175,13 @@ def test_table_groups_by_file_and_object(tmp_path: Path) -> None:
     assert "unsupported  c0: " + OLD in lines[2]
     assert any(line.strip().startswith("-> use " + ECR + "/pytorch-training:2.10") for line in lines)
     assert "busybox" not in out.split("\n\n")[0]  # non-DLC images are counted, not listed
-    assert lines[-1] == "2 images in 1 workload from 1 source: 1 unsupported, 1 not-dlc"
+    assert lines[-2] == "2 images in 1 workload from 1 source: 1 unsupported, 1 not-dlc"
+    assert lines[-1].startswith("note (ANACONDA_LICENSE, 1 image): ")  # once, under the summary
     assert "\033[" not in out
+    # the policy turns it off
+    off = tmp_path / "policy.yaml"
+    off.write_text('spec:\n  anacondaNotice: "off"\n')
+    assert run(str(f), "--policy", str(off))[1].splitlines()[-1].startswith("2 images")
 
 
 def sarif_schema() -> dict[str, Any]:
@@ -199,6 +204,9 @@ def test_sarif_validates_and_points_into_the_manifest(tmp_path: Path) -> None:
     assert loc["artifactLocation"]["uri"].endswith("d.yaml")
     assert OLD in f.read_text().splitlines()[loc["region"]["startLine"] - 1]
     assert {r["id"] for r in run_["tool"]["driver"]["rules"]} == {"EOP_PASSED", "EOP_SOON"}
+    # the Anaconda notice rides on the result it concerns (the unsupported one), not the maintained one
+    assert [n["code"] for n in results[0]["properties"]["notices"]] == ["ANACONDA_LICENSE"]
+    assert results[1]["properties"]["notices"] == []
     assert run_["invocations"][0]["executionSuccessful"] is False
     assert code == 1
 

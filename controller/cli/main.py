@@ -14,7 +14,7 @@ from controller.cli import catalog as catalog_cli
 from controller.cli import scan as scan_cli
 from controller.registry.resolver import DigestResolver
 from controller.registry.setup import AuthConfigError, add_registry_options, resolver_from_args
-from controller.term import COLOURS, RESET, use_colour
+from controller.term import COLOURS, RESET, notice_footer, use_colour
 from controller.webhook.limits import Limits
 from policy.catalog import Catalog, CatalogError, default_catalog, load_catalog_file
 from policy.evaluate import RANK, Engine, Result
@@ -83,6 +83,11 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--catalog", metavar="FILE", help="catalog file (default: the embedded catalog)")
     p.add_argument(
+        "--no-anaconda-notice",
+        action="store_true",
+        help="leave out the Anaconda licence notice (ANACONDA_LICENSE) on images no longer maintained",
+    )
+    p.add_argument(
         "--mirror",
         action="append",
         default=[],
@@ -110,7 +115,7 @@ def engine_from_args(args: argparse.Namespace, resolver: DigestResolver | None =
     as_of = args.as_of or dt.datetime.now(dt.UTC).date()
     book = resolver.book if resolver is not None else None
     mirrors = (*(Mirror(m) for m in args.mirror), *DEFAULT_PULL_THROUGH)
-    return Engine(catalog, as_of, args.warn_days, mirrors, digests=book)
+    return Engine(catalog, as_of, args.warn_days, mirrors, digests=book, anaconda_notice=not args.no_anaconda_notice)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -317,6 +322,7 @@ def render_table(results: Sequence[Result], stream: TextIO, colour: bool) -> Non
         counts[r.verdict] = counts.get(r.verdict, 0) + 1
     order = ("unsupported", "unknown", "invalid", "outdated", "expiring", "supported", "not-dlc")
     stream.write("\n" + ", ".join(f"{counts[v]} {v}" for v in order if v in counts) + "\n")
+    stream.write(notice_footer(r.notices for r in results))
 
 
 def cmd_check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:

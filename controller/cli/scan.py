@@ -88,7 +88,14 @@ def cmd_scan(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: Te
     warn_days = args.warn_days if args.warn_days is not None else policy.warn_days
     mirrors = (*policy.mirrors, *(Mirror(m) for m in args.mirror))
     resolver = resolver_from_args(args)
-    engine = Engine(catalog, as_of, warn_days, mirrors, digests=resolver.book if resolver else None)
+    engine = Engine(
+        catalog,
+        as_of,
+        warn_days,
+        mirrors,
+        digests=resolver.book if resolver else None,
+        anaconda_notice=policy.anaconda_notice != "off" and not args.no_anaconda_notice,
+    )
     kinds = [*BUILTIN_KINDS, *policy.custom_kinds, *([EXCEPTION_KIND] if args.cluster else [])]
     items: Iterable[Document | SourceError] = (
         _cluster_items(args, kinds, stderr) if args.cluster else read_sources(args.paths, stdin)

@@ -119,7 +119,14 @@ class Runtime:
         return self.settings.as_of or dt.datetime.now(dt.UTC).date()
 
     def engine_for(self, policy: Policy) -> Engine:
-        return Engine(self.catalog, self.today(), policy.warn_days, policy.mirrors, digests=self.book)
+        return Engine(
+            self.catalog,
+            self.today(),
+            policy.warn_days,
+            policy.mirrors,
+            digests=self.book,
+            anaconda_notice=policy.anaconda_notice != "off",
+        )
 
     def new_engine(self) -> Engine:
         return self.engine_for(self.core.policy)

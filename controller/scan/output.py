@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from controller.scan.core import ObjectResult, ScanResult
-from controller.term import BOLD, COLOURS, RESET
+from controller.term import BOLD, COLOURS, RESET, notice_footer
 from policy.judge import Finding
 
 __all__ = ["FORMATS", "render"]
@@ -77,6 +77,7 @@ def render_table(res: ScanResult, out: TextIO, colour: bool, fail_on: str) -> No
     if res.objects or res.errors:
         out.write("\n")
     out.write(summary_line(res) + "\n")
+    out.write(notice_footer(f.result.notices for _, f in res.findings() if not f.exempt))
 
 
 def _finding_dict(o: ObjectResult, f: Finding) -> dict[str, Any]:
@@ -159,6 +160,7 @@ def sarif_document(res: ScanResult, tool_version: str) -> dict[str, Any]:
                 "version": r.version,
                 "eop": r.eop.isoformat() if r.eop else None,
                 "recommendation": r.recommendation,
+                "notices": [{"code": n.code, "message": n.message} for n in r.notices],
             },
         }
         if o.document.source != "cluster":

@@ -236,6 +236,11 @@ def _decide(
     if settings.mode != "audit":
         denied = {id(f) for f in deny} if not d.allowed else set()
         d.warnings = _warnings([f for f in warn if id(f) not in denied])
+        if policy.anaconda_notice == "warnings":
+            # the policy asks for it: one line, whatever the number of images it concerns
+            notice = next((n for f in [*deny, *warn] for n in f.result.notices), None)
+            if notice is not None:
+                d.warnings.append(_short(f"dlc-guard: images here are {notice.message}", WARNING_MAX))
     return d
 
 

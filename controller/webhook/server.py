@@ -188,7 +188,13 @@ class State:
         if self.engine is not None and self.engine.as_of != self.today():
             e = self.engine
             self.engine = Engine(
-                e.catalog, self.today(), e.warn_days, e.mirrors, cache_size=ENGINE_CACHE, digests=e.digests
+                e.catalog,
+                self.today(),
+                e.warn_days,
+                e.mirrors,
+                cache_size=ENGINE_CACHE,
+                digests=e.digests,
+                anaconda_notice=e.anaconda_notice,
             )
 
     def changed(self) -> bool:
