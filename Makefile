@@ -29,10 +29,11 @@ KUBE_LDFLAGS := $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/v
 
 all: test
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tests/requirements-crosscheck.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps -r tests/requirements-crosscheck.txt
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -16,8 +16,11 @@ from policy.reference import ImageReference
 __all__ = ["DEFAULT_PULL_THROUGH", "Location", "Mirror", "canonical_name", "identify"]
 
 _ECR_HOST = re.compile(
-    r"^(?P<account>\d{12})\.dkr(?:\.ecr(?:-fips)?|-ecr)\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)"
-    r"\.(?:amazonaws\.com(?:\.cn)?|on\.aws)$"
+    r"^(?P<account>\d{12})\.dkr(?:\.ecr(?:-fips)?|-ecr)\.(?P<region>[a-z]{2,4}(?:-[a-z]+)+-\d)"
+    # the commercial, China, dual-stack, ISO (us-iso, us-isob, us-isof, eu-isoe) and European
+    # Sovereign Cloud partitions' domains
+    r"\.(?:amazonaws\.com(?:\.cn)?|on\.aws|c2s\.ic\.gov|sc2s\.sgov\.gov|csp\.hci\.ic\.gov|cloud\.adc-e\.uk"
+    r"|amazonaws\.eu)$"
 )
 
 

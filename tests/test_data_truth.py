@@ -39,14 +39,25 @@ def codes(r: Result) -> set[str]:
     return {x.code for x in r.reasons}
 
 
+# Families with no maintained image on the snapshot's date that are not retired, and why.
+NO_MAINTAINED_IMAGE = {
+    "tensorflow-inference": (
+        "AWS's own dates: its last line in the snapshot, 2.19, ended 2026-03-11; the SageMaker SDK lists a "
+        "2.20.0 image the snapshot lacks, so it is not retired (tests/data/crosscheck_exceptions.yaml)"
+    ),
+}
+
+
 def test_every_family_has_a_maintained_image_on_the_catalogs_date_unless_retired(catalog: Catalog) -> None:
     engine = Engine(catalog, catalog_date(catalog))
-    without = []
+    without = set()
     for name, fam in sorted(catalog.families.items()):
         verdicts = {engine.evaluate(f"{host(catalog, fam)}/{fam.repository}:{i.tag}").verdict for i in fam.images}
         if verdicts <= {"unsupported", "unknown"} and fam.repository not in catalog.retired:
-            without.append(f"{name}: {sorted(verdicts)}")
-    assert not without, "families AWS still releases with no maintained image:\n" + "\n".join(without)
+            without.add(name)
+    unexplained = sorted(without - set(NO_MAINTAINED_IMAGE))
+    assert not unexplained, "families AWS still releases with no maintained image: " + ", ".join(unexplained)
+    assert without >= set(NO_MAINTAINED_IMAGE), "an explained family has a maintained image now: drop it"
 
 
 def test_the_newest_neuron_line_is_maintained_and_older_lines_borrow_the_framework_table(catalog: Catalog) -> None:

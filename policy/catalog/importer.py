@@ -168,6 +168,17 @@ def import_upstream(
     dlc_accounts, algo_accounts = parse_region_tables(region_md.read_text(encoding="utf-8"))
     if not dlc_accounts:
         raise ImportError_(f"{region_md}: no 'Deep Learning Containers' account table found")
+    extra = overlay.get("extra_regions") or {}
+    for kind, table in (("dlc", dlc_accounts), ("algorithms", algo_accounts)):
+        for region, account in (extra.get(kind) or {}).items():
+            region, account = str(region), str(account)
+            if region not in table:
+                table[region] = account
+            elif table[region] != account:
+                warnings.append(
+                    f"overlay: extra_regions.{kind}.{region} is {account}, the region table says {table[region]}; "
+                    "using the table's"
+                )
 
     algorithm_families = set(overlay.get("algorithm_registry") or [])
     latest_only = set(overlay.get("latest_only") or [])

@@ -46,7 +46,7 @@ __all__ = [
 
 SCHEMA = "dlc-guard.io/catalog/v1"
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
-_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_REGION_RE = re.compile(r"^[a-z]{2,4}(-[a-z]+)+-\d$")
 _REPO_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 _LINE_RE = re.compile(r"^(?:b?\d+)(?:\.\d+)?$")
 ACCELERATORS = frozenset({"cpu", "gpu", "neuronx", "neuron"})
