@@ -268,3 +268,28 @@ def test_a_bad_anaconda_notice_setting_is_refused_precisely() -> None:
     with pytest.raises(PolicyError) as err:
         load_policy({"spec": {"anacondaNotice": "loud"}})
     assert "spec.anacondaNotice: expected one of ['reports', 'warnings', 'off'], got 'loud'" in str(err.value)
+
+
+# -- dlc-guard's own resources -------------------------------------------------------------------------
+
+
+def own_review(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+    req = {"uid": "u", "kind": {"group": "dlcguard.io", "version": "v1alpha1", "kind": kind}, "operation": "CREATE"}
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {**req, "object": obj}}
+
+
+def test_own_resources_are_judged_as_the_controllers_will_read_them(engine: Engine) -> None:
+    bad_policy = {"apiVersion": "dlcguard.io/v1alpha1", "kind": "DLCGuardPolicy", "metadata": {"name": "p"}}
+    bad_policy["spec"] = {"exemptions": [{"namespaces": []}], "warnDays": "soon"}
+    d = decide(own_review("DLCGuardPolicy", bad_policy), engine, ENFORCE, TODAY)
+    assert not d.allowed and d.message is not None
+    assert "spec.exemptions[0]" in d.message and "spec.warnDays" in d.message
+    bad_exception = exc(expires="2027-02-30")
+    d = decide(own_review("DLCGuardException", bad_exception), engine, ENFORCE, TODAY)
+    assert not d.allowed and d.message is not None and "spec.expires" in d.message
+    good = decide(own_review("DLCGuardException", exc()), engine, ENFORCE, TODAY)
+    assert good.allowed and good.decision == "allow"
+    # the same kind names in another group are nobody's business here
+    other = own_review("DLCGuardPolicy", bad_policy)
+    other["request"]["kind"]["group"] = "example.com"
+    assert decide(other, engine, ENFORCE, TODAY).decision == "skip"

@@ -15,8 +15,9 @@ from typing import Any
 
 from controller import jsonio
 from policy.evaluate import RANK, Engine, pending
+from policy.exceptions import ExceptionError, load_exception
 from policy.judge import Finding, OldImages, annotations_for, judge_object, labels_of, name_of, old_images_of
-from policy.policy import Policy
+from policy.policy import Policy, PolicyError, load_policy
 from policy.workloads import Container, containers_of, pod_spec_paths
 
 WARNING_MAX = 256
@@ -143,6 +144,9 @@ def decide(
     namespace = str(req.get("namespace") or "")
     if operation not in ("CREATE", "UPDATE") or not isinstance(obj, Mapping) or not kind:
         return Decision(uid=uid, dry_run=dry_run, decision="skip")
+    group = (req.get("kind") or {}).get("group")
+    if group == OWN_GROUP and kind in OWN_KINDS:
+        return validate_own(uid, dry_run, str(kind), obj)
     paths = pod_spec_paths(str(kind), policy.custom_kinds)
     if paths is None:
         return Decision(uid=uid, dry_run=dry_run, decision="skip")
@@ -175,6 +179,26 @@ def decide(
     if cache is not None and not d.pending_images:
         cache.put(key, d, _weight(key))  # a decision waiting on a registry is not kept: the answer may come
     return d
+
+
+OWN_GROUP = "dlcguard.io"
+OWN_KINDS = frozenset({"DLCGuardPolicy", "DLCGuardException"})
+
+
+def validate_own(uid: str, dry_run: bool, kind: str, obj: Mapping[str, Any]) -> Decision:
+    """dlc-guard's own resources, checked the way the controllers will read them, so that a bad
+    edit is refused in kubectl with the field named (the CRD schema cannot express all of it)."""
+    try:
+        if kind == "DLCGuardPolicy":
+            load_policy(obj, "DLCGuardPolicy")
+        else:
+            load_exception(obj)
+    except (PolicyError, ExceptionError) as exc:
+        meta = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
+        name = str((meta or {}).get("name") or "")
+        text = f"{kind} {name} is invalid: " + "; ".join(exc.problems)
+        return Decision(uid=uid, dry_run=dry_run, allowed=False, message=_short(text, MESSAGE_MAX), decision="deny")
+    return Decision(uid=uid, dry_run=dry_run)
 
 
 def _decide(
