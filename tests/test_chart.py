@@ -171,7 +171,10 @@ def test_webhook_is_highly_available(default: list[dict[str, Any]]) -> None:
 
 def test_webhook_configuration_has_safe_defaults(default: list[dict[str, Any]]) -> None:
     vwc = one(default, "ValidatingWebhookConfiguration")
-    (hook,) = vwc["webhooks"]
+    hook, own = vwc["webhooks"]
+    assert own["name"] == "resources.dlcguard.io" and own["failurePolicy"] == "Ignore"
+    assert own["rules"][0]["resources"] == ["dlcguardpolicies", "dlcguardexceptions"]
+    assert "namespaceSelector" not in own, "exceptions in dlc-guard's own namespace are checked too"
     assert hook["sideEffects"] == "None"
     assert hook["admissionReviewVersions"] == ["v1"]
     assert hook["timeoutSeconds"] <= 5

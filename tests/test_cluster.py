@@ -162,7 +162,8 @@ def test_operator_follows_deletes_and_policy_status(cluster: ControlPlane, opera
     cluster.kubectl("delete", "pod", "debug", "-n", "ml", "--wait=false")
     wait_for("the pod's result to leave", lambda: (r := report(cluster, "ml")) and len(r["results"]) == 3)
     bad = {"apiVersion": "dlcguard.io/v1alpha1", "kind": "DLCGuardPolicy", "metadata": {"name": "default"}}
-    bad["spec"] = {"exemptions": [{"reason": "names nothing"}]}
+    # an empty list passes the CRD's rules, and no webhook runs here: stored, and the operator refuses it
+    bad["spec"] = {"exemptions": [{"namespaces": [], "reason": "names nothing"}]}
     cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(bad))
 
     def condition() -> dict[str, Any] | None:
