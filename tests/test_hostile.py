@@ -380,24 +380,24 @@ class Load:
 def test_a_certificate_written_with_the_wrong_key_leaves_the_served_pair_working(tmp_path: Path) -> None:
     cert, key = write_cert(tmp_path)
     w = launch(tmp_path, cert=(cert, key))
-    load = Load(w)
     try:
-        time.sleep(0.5)
-        other = tmp_path / "other"
-        other.mkdir()
-        new_cert, new_key = write_cert(other, "rotated")
-        # the certificate arrives first, its key later (or never): the old pair must go on serving
-        os.replace(new_cert, cert)
-        deadline = time.monotonic() + 15
-        while "certificate reload failed" not in w.log.read_text():
-            assert time.monotonic() < deadline, w.log.read_text()[-2000:]
-            time.sleep(0.2)
-        served = load.ok
-        time.sleep(1.5)
-        assert load.ok > served, "reviews went on after the failed reload"
-    finally:
-        load.stop()
-    try:
+        load = Load(w)
+        try:
+            time.sleep(0.5)
+            other = tmp_path / "other"
+            other.mkdir()
+            new_cert, new_key = write_cert(other, "rotated")
+            # the certificate arrives first, its key later (or never): the old pair must go on serving
+            os.replace(new_cert, cert)
+            deadline = time.monotonic() + 15
+            while "certificate reload failed" not in w.log.read_text():
+                assert time.monotonic() < deadline, w.log.read_text()[-2000:]
+                time.sleep(0.2)
+            served = load.ok
+            time.sleep(1.5)
+            assert load.ok > served, "reviews went on after the failed reload"
+        finally:
+            load.stop()
         assert not load.failures, load.failures[:5]
         # the matching key lands: the new pair is served
         os.replace(new_key, key)

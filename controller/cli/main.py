@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from controller.cli import catalog as catalog_cli
 from controller.cli import scan as scan_cli
@@ -141,8 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     wh = sub.add_parser("webhook", help="serve the validating admission webhook over HTTPS")
     wh.add_argument("--host", default="0.0.0.0")
     wh.add_argument("--port", type=int, default=8443)
-    wh.add_argument("--tls-cert", required=True, metavar="FILE")
-    wh.add_argument("--tls-key", required=True, metavar="FILE")
+    wh.add_argument("--tls-cert", metavar="FILE", help="serving certificate (reloaded when it changes)")
+    wh.add_argument("--tls-key", metavar="FILE", help="its key")
+    wh.add_argument(
+        "--tls-secret",
+        metavar="NAME",
+        help="serve the certificate of this kubernetes.io/tls Secret in --namespace, followed through the API "
+        "(instead of --tls-cert/--tls-key)",
+    )
     wh.add_argument("--mode", choices=("enforce", "warn", "audit"), default=None, help="override the policy's mode")
     source = wh.add_mutually_exclusive_group()
     source.add_argument("--policy", metavar="FILE", help="policy document (YAML); reloaded when it changes")
@@ -272,6 +278,37 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="publish digest answers in this ConfigMap of --controller-namespace for the webhook",
     )
+    tls = op.add_argument_group("the webhook's certificate (kept by the active replica)")
+    tls.add_argument(
+        "--tls-secret",
+        metavar="NAME",
+        help="keep this kubernetes.io/tls Secret of --controller-namespace: a CA of its own, the serving "
+        "certificate, renewals and CA switches",
+    )
+    tls.add_argument(
+        "--tls-name",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a DNS name or IP of the certificate (repeatable)",
+    )
+    tls.add_argument(
+        "--webhook-configuration",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Validating/MutatingWebhookConfiguration whose caBundle follows (repeatable)",
+    )
+    for flag, default, what in (
+        ("--tls-validity-hours", 90 * 24.0, "serving certificate lifetime"),
+        ("--tls-renew-hours", 30 * 24.0, "re-issue the serving certificate this long before it expires"),
+        ("--ca-validity-hours", 3650 * 24.0, "CA lifetime"),
+        ("--ca-renew-hours", 365 * 24.0, "stage the next CA this long before the CA expires"),
+    ):
+        tls.add_argument(flag, type=_positive, default=default, metavar="HOURS", help=f"{what} (default {default:g})")
+    tls.add_argument(
+        "--tls-check-seconds", type=_positive, default=30.0, metavar="SECONDS", help="how often (default 30)"
+    )
     op.set_defaults(func=cmd_operator)
     return parser
 
@@ -350,6 +387,8 @@ def cmd_webhook(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr:
     from controller.webhook.server import WebhookSettings, serve
 
     configure_logging(logging.INFO)
+    if bool(args.tls_cert) != bool(args.tls_key) or bool(args.tls_cert) == bool(args.tls_secret):
+        raise UsageError("give --tls-cert and --tls-key, or --tls-secret")
     settings = WebhookSettings(
         host=args.host,
         port=args.port,
@@ -371,6 +410,7 @@ def cmd_webhook(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr:
         digest_configmap=args.digest_configmap,
         catalog_refresh_seconds=args.catalog_refresh_minutes * 60,
         client_ca=args.client_ca,
+        tls_secret=args.tls_secret,
         drain_seconds=args.drain_seconds,
         limits=Limits(
             max_connections=args.max_connections,
@@ -406,9 +446,41 @@ def cmd_operator(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr
             peering_lifetime=args.peering_lifetime,
             resolver=resolver_from_args(args),
             digest_configmap=args.digest_configmap,
+            cert_keeper=keeper_settings(args),
+            cert_seconds=args.tls_check_seconds,
         )
     )
     return EXIT_OK
+
+
+def keeper_settings(args: argparse.Namespace) -> Any:
+    """The operator's certificate keeping, from its flags (``None`` without --tls-secret)."""
+    if not args.tls_secret:
+        return None
+    import datetime as _dt
+
+    from controller.certs import Validity
+    from controller.kube.certkeeper import KeeperSettings
+
+    if not args.controller_namespace or not args.tls_name:
+        raise UsageError("--tls-secret needs --controller-namespace and at least one --tls-name")
+    hours = _dt.timedelta(hours=1)
+    validity = Validity(
+        serving=args.tls_validity_hours * hours,
+        serving_renew_before=args.tls_renew_hours * hours,
+        ca=args.ca_validity_hours * hours,
+        ca_renew_before=args.ca_renew_hours * hours,
+    )
+    if validity.serving_renew_before >= validity.serving or validity.ca_renew_before >= validity.ca:
+        raise UsageError("renew before expiry must be shorter than the validity")
+    return KeeperSettings(
+        args.controller_namespace,
+        args.tls_secret,
+        tuple(args.tls_name),
+        tuple(args.webhook_configuration),
+        validity,
+        settle=_dt.timedelta(seconds=min(60.0, 2 * args.tls_check_seconds)),
+    )
 
 
 def main(

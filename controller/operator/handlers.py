@@ -28,6 +28,7 @@ from typing import Any
 import kopf
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from controller.kube.certkeeper import CertKeeper, KeeperSettings
 from controller.kube.client import ClusterError, Rest, collection_path, connect_api
 from controller.kube.exceptions import EXCEPTION_GROUP, EXCEPTION_PLURAL, EXCEPTION_VERSION
 from controller.kube.policyresource import POLICY_GROUP, POLICY_PLURAL, POLICY_VERSION
@@ -80,6 +81,9 @@ class OperatorSettings:
     """Registry lookups for digest-only references, run in the background."""
     digest_configmap: str | None = None
     """Publish digest answers here (in ``controller_namespace``) for the webhook."""
+    cert_keeper: KeeperSettings | None = None
+    """Keep the webhook's TLS Secret and caBundle (``None``: cert-manager or the chart does)."""
+    cert_seconds: float = 30.0
 
 
 class Runtime:
@@ -98,6 +102,7 @@ class Runtime:
         self.custom: CustomKinds | None = None
         """Watches of the policy's custom kinds (started with the operator)."""
         self.digests_seen = self.book.version if self.book is not None else 0
+        self.last_cert_check = -1e9
         self.dirty: set[str] = set()
         self.policy_generation: Any = None
         self.resources: dict[str, tuple[str, str, str]] = dict(BUILTIN_RESOURCES)
@@ -488,6 +493,10 @@ async def _background_step(
                 )
             except ClusterError as exc:
                 log.warning("cannot publish digest answers: %s", exc)
+    keeper = rt.settings.cert_keeper
+    if keeper is not None and now - rt.last_cert_check >= rt.settings.cert_seconds:
+        rt.last_cert_check = now
+        await asyncio.to_thread(CertKeeper(rt.rest, keeper).reconcile_safely)
     if rt.today() != last_day or now - last_eval >= rt.settings.reevaluate_seconds:
         last_day, last_eval = rt.today(), now
         await rt.reevaluate("scheduled")

@@ -11,14 +11,16 @@ last good one in force.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import gc
 import logging
 import os
 import ssl
+import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import ClientPayloadError, web
@@ -89,6 +91,9 @@ class WebhookSettings:
     """After the drain: the longest in-flight reviews are waited for."""
     client_ca: str | None = None
     """Require a client certificate signed by this CA on /validate and /mutate (mTLS)."""
+    tls_secret: str | None = None
+    """Serve the certificate of this kubernetes.io/tls Secret (in ``namespace``), followed through
+    the API: the controller's rotations are served within seconds, without a restart."""
 
 
 class State:
@@ -507,6 +512,23 @@ async def _watch(app: web.Application) -> None:
                 log.error("certificate reload failed, still serving the previous one: %s", exc)
 
 
+def _serve_pair(app: web.Application, cert: str, key: str) -> None:
+    """A new certificate from the followed Secret (on the loop): served once it loads and
+    matches, else the current one stays."""
+    state, guard = app[STATE], app[GUARD_KEY]
+    try:
+        guard.ssl_context = make_ssl_context(cert, key, state.settings.client_ca)
+        state.metrics.reloads.labels("certificate", "ok").inc()
+        log.info("serving the TLS Secret's new certificate")
+    except (ssl.SSLError, OSError) as exc:
+        state.metrics.reloads.labels("certificate", "error").inc()
+        log.error("the TLS Secret's certificate does not load, still serving the previous one: %s", exc)
+    finally:
+        for path in (cert, key):  # loaded (or refused): the key need not stay on disk
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
 def _cert_mtimes(s: WebhookSettings) -> tuple[float, ...]:
     return tuple(_mtime(p) for p in (s.tls_cert, s.tls_key, s.client_ca) if p)
 
@@ -528,7 +550,22 @@ async def _start_watch(app: web.Application) -> Any:
 
         exceptions = ExceptionWatch(deliver)
         exceptions.start(app[API_KEY])
+    secret_watch = None
+    settings = app[STATE].settings
+    guard = app.get(GUARD_KEY)
+    if settings.tls_secret and settings.namespace and guard is not None:
+        from controller.kube.certkeeper import SecretWatch
+
+        directory = os.path.dirname(settings.tls_cert or "") or None
+
+        def deliver_pair(cert: str, key: str) -> None:
+            loop.call_soon_threadsafe(_serve_pair, app, cert, key)
+
+        secret_watch = SecretWatch(settings.namespace, settings.tls_secret, directory or "/tmp", deliver_pair)
+        secret_watch.start(app[API_KEY])
     yield
+    if secret_watch is not None:
+        secret_watch.stop()
     task.cancel()
     if follower is not None:
         follower.stop()
@@ -608,9 +645,9 @@ def make_app(
         closes = {r: state.metrics.closes.labels(r) for r in ("evicted", "shed", "slow", "idle")}
         guard = app[GUARD_KEY] = ConnectionGuard(settings.limits, ctx, lambda reason: closes[reason].inc())
         state.metrics.connections.set_function(lambda: len(guard.slots))
-    if settings.policy_resource is not None or settings.watch_exceptions:
+    if settings.policy_resource is not None or settings.watch_exceptions or settings.tls_secret:
         if api_client is None:
-            raise ValueError("following a policy resource or exceptions needs a Kubernetes API client")
+            raise ValueError("following a policy resource, exceptions or a TLS Secret needs a Kubernetes API client")
         app[API_KEY] = api_client
     if settings.policy_resource is not None:
         app[FOLLOW_KEY] = PolicyFollower(state, api_client)
@@ -661,15 +698,40 @@ async def run_until_signalled(app: web.Application, stop: asyncio.Event | None =
     log.info("stopped")
 
 
+def first_pair(api: Any, namespace: str, name: str, directory: str, wait: float = 2.0) -> tuple[str, str]:
+    """The TLS Secret's certificate and key, written to files; waits (logging) until the
+    controller has written it."""
+    from controller.kube.certkeeper import SecretWatch
+
+    got: list[tuple[str, str]] = []
+    watch = SecretWatch(namespace, name, directory, lambda cert, key: got.append((cert, key)))
+    rest = Rest(api)
+    while True:
+        doc = rest.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}", ok_missing=True)
+        if doc is not None:
+            watch.apply("ADDED", doc)
+            if got:
+                return got[0]
+        log.info("waiting for the TLS Secret %s/%s", namespace, name)
+        time.sleep(wait)
+
+
 def serve(settings: WebhookSettings) -> None:
-    if not settings.tls_cert or not settings.tls_key:
-        raise ValueError("--tls-cert and --tls-key are required")
     labels = None
     api = None
-    if settings.watch_namespaces or settings.policy_resource or settings.digest_configmap or settings.watch_exceptions:
+    needs_api = settings.watch_namespaces or settings.policy_resource or settings.digest_configmap
+    if needs_api or settings.watch_exceptions or settings.tls_secret:
         from controller.kube.client import connect_api
 
         api = connect_api(settings.kubeconfig)
+    if settings.tls_secret:
+        if not settings.namespace:
+            raise ValueError("--tls-secret needs --namespace (or $POD_NAMESPACE)")
+        directory = tempfile.mkdtemp(prefix="dlc-guard-tls-")
+        cert, key = first_pair(api, settings.namespace, settings.tls_secret, directory)
+        settings = replace(settings, tls_cert=cert, tls_key=key)
+    if not settings.tls_cert or not settings.tls_key:
+        raise ValueError("--tls-cert and --tls-key (or --tls-secret) are required")
     if settings.watch_namespaces:
         from controller.kube.namespaces import NamespaceLabels
 
