@@ -225,7 +225,8 @@ def _verify(cert: x509.Certificate, issuer: x509.Certificate) -> None:
         raise AssertionError(f"unexpected key type {type(key)}")
 
 
-def test_generated_certificate_is_signed_for_the_service(default: list[dict[str, Any]]) -> None:
+def test_generated_certificate_is_signed_for_the_service(tmp_path: Path) -> None:
+    default = render(tmp_path, None, "tls.mode=generate")
     secret = one(default, "Secret")
     assert secret["type"] == "kubernetes.io/tls"
     data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
@@ -267,12 +268,15 @@ def test_rbac_grants_each_component_only_what_it_uses(default: list[dict[str, An
     for d in kinds(default, "ClusterRole") + kinds(default, "Role"):
         for rule in d["rules"]:
             assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
-            assert "secrets" not in rule["resources"]
+            if "secrets" in rule["resources"]:  # the webhook's TLS Secret alone, by name (create cannot be)
+                assert d["kind"] == "Role" and d["metadata"]["name"].startswith("rel-dlc-guard-tls-")
+                assert rule.get("resourceNames") == ["rel-dlc-guard-webhook-tls"] or rule["verbs"] == ["create"]
     assert grants(default, "rel-dlc-guard-webhook") == {
         ("*", "dlcguard.io", "dlcguardpolicies"): READ,
         ("*", "dlcguard.io", "dlcguardexceptions"): {"list", "watch"},
         ("*", "", "namespaces"): {"list", "watch"},
         (NS, "", "configmaps"): READ,  # the shared digest answers, by name
+        (NS, "", "secrets"): READ,  # its TLS Secret, by name (tls.mode controller)
     }
     operator = grants(default, "rel-dlc-guard-operator")
     workload_verbs = READ | {"patch"}  # annotations are merge patches: never create, update or delete
@@ -289,6 +293,9 @@ def test_rbac_grants_each_component_only_what_it_uses(default: list[dict[str, An
         ("*", "apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
         ("*", "kopf.dev", "clusterkopfpeerings"): READ | {"patch"},
         (NS, "", "configmaps"): {"get", "patch", "create"},  # publishes the digest answers
+        (NS, "", "secrets"): {"get", "update", "create"},  # keeps the webhook's TLS Secret
+        ("*", "admissionregistration.k8s.io", "validatingwebhookconfigurations"): {"get", "patch"},  # caBundle
+        ("*", "admissionregistration.k8s.io", "mutatingwebhookconfigurations"): {"get", "patch"},
     }
     names = {r["metadata"]["name"]: r for r in kinds(default, "Role")}
     read = names["rel-dlc-guard-digests-read"]["rules"]
@@ -442,7 +449,8 @@ def test_install_keeps_the_certificate_until_it_nears_expiry(cluster: ControlPla
     expiry an upgrade issues a new one and trusts both CAs while the replicas switch over."""
     env = _helm_env(cluster, tmp_path)
     # the operator would otherwise need its peering; the webhook is what carries certificates
-    base = ["rel", str(CHART), "-n", NS, "--set", "operator.enabled=false", "--wait=false"]
+    base = ["rel", str(CHART), "-n", NS, "--set", "operator.enabled=false", "--set", "tls.mode=generate"]
+    base.append("--wait=false")
     helm("install", *base, env=env)
     try:
         crt1, ca1, bundle1 = _tls(cluster)
@@ -518,3 +526,27 @@ def test_webhook_limits_drain_and_client_ca_reach_the_process(tmp_path: Path) ->
         default_args.max_connections
         == build_parser().parse_args(["webhook", "--tls-cert=a", "--tls-key=b"]).max_connections
     )
+
+
+def test_controller_mode_renders_the_same_every_time_and_gives_each_side_its_part(tmp_path: Path) -> None:
+    from controller.cli.main import build_parser
+
+    first, second = render(tmp_path), render(tmp_path)
+    assert first == second, "helm template (Argo CD, Flux) renders the same on every run"
+    assert not kinds(first, "Secret"), "no certificate in the manifests: the controller keeps it"
+    for hook in one(first, "ValidatingWebhookConfiguration")["webhooks"]:
+        assert "caBundle" not in hook["clientConfig"], "the controller fills the caBundle"
+    deps = deployments(first)
+    webhook = build_parser().parse_args(deps["webhook"]["spec"]["template"]["spec"]["containers"][0]["args"])
+    operator = build_parser().parse_args(deps["operator"]["spec"]["template"]["spec"]["containers"][0]["args"])
+    assert webhook.tls_secret == operator.tls_secret == "rel-dlc-guard-webhook-tls" and webhook.tls_cert is None
+    assert f"rel-dlc-guard-webhook.{NS}.svc" in operator.tls_name
+    assert operator.webhook_configuration == ["rel-dlc-guard-webhook"]
+    # the webhook reads the Secret by name; the operator writes it and patches the two configurations
+    roles = {r["metadata"]["name"]: r for r in kinds(first, "Role") + kinds(first, "ClusterRole")}
+    (read,) = roles["rel-dlc-guard-tls-read"]["rules"]
+    assert read["resourceNames"] == ["rel-dlc-guard-webhook-tls"] and read["verbs"] == ["get", "list", "watch"]
+    ca = roles["rel-dlc-guard-operator-webhook-ca"]["rules"][0]
+    assert ca["resourceNames"] == ["rel-dlc-guard-webhook"] and ca["verbs"] == ["get", "patch"]
+    r = helm("template", "rel", str(CHART), "-n", NS, "--set", "operator.enabled=false", check=False)
+    assert r.returncode != 0 and "tls.mode controller needs the operator" in r.stderr
