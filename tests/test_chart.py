@@ -550,3 +550,36 @@ def test_controller_mode_renders_the_same_every_time_and_gives_each_side_its_par
     assert ca["resourceNames"] == ["rel-dlc-guard-webhook"] and ca["verbs"] == ["get", "patch"]
     r = helm("template", "rel", str(CHART), "-n", NS, "--set", "operator.enabled=false", check=False)
     assert r.returncode != 0 and "tls.mode controller needs the operator" in r.stderr
+
+
+def test_an_upgrade_in_controller_mode_keeps_the_controllers_certificate_and_bundle(
+    cluster: ControlPlane, tmp_path: Path
+) -> None:
+    """The controller's caBundle is not in the chart: a real `helm upgrade` must leave it (and the
+    Secret it keeps) alone, or admission would fail until the next pass put it back."""
+    from controller.kube.certkeeper import CertKeeper, KeeperSettings
+    from controller.kube.client import Rest, connect_api
+
+    env = _helm_env(cluster, tmp_path)
+    base = ["rel", str(CHART), "-n", NS, "--set", "webhook.mutating.enabled=true", "--wait=false"]
+    helm("install", *base, env=env)
+    try:
+        names = ("rel-dlc-guard-webhook", f"rel-dlc-guard-webhook.{NS}.svc")
+        keeper = CertKeeper(
+            Rest(connect_api(str(cluster.kubeconfig))),
+            KeeperSettings(NS, "rel-dlc-guard-webhook-tls", names, ("rel-dlc-guard-webhook",)),
+        )
+        changes = keeper.reconcile()  # what the operator's active replica does
+        assert "caBundle of rel-dlc-guard-webhook" in changes
+        before = _tls(cluster)
+        mwc_doc = cluster.kubectl("get", "mutatingwebhookconfiguration", "rel-dlc-guard-webhook", "-o", "json")
+        mwc = json.loads(mwc_doc.stdout)
+        assert mwc["webhooks"][0]["clientConfig"]["caBundle"], "both configurations follow"
+        helm("upgrade", *base, "--set", "webhook.timeoutSeconds=4", env=env)
+        after = _tls(cluster)
+        assert (after[0], after[1]) == (before[0], before[1]), "the Secret is the controller's, not the chart's"
+        assert [c.public_bytes(Encoding.PEM) for c in after[2]] == [before[1]], "the caBundle survives the upgrade"
+        assert keeper.reconcile() == [], "nothing to repair"
+    finally:
+        helm("uninstall", "rel", "-n", NS, env=env, check=False)
+        cluster.kubectl("delete", "secret", "-n", NS, "rel-dlc-guard-webhook-tls", "--ignore-not-found")
