@@ -93,9 +93,9 @@ def annotations_for(findings: list[Finding]) -> dict[str, str]:
     dates = [f.result.next_change for f in judged if f.result.next_change]
     if dates:
         out[ANNOTATION_NEXT] = min(dates).isoformat()
-    bad = sorted({f.container.name for f in judged if f.result.verdict == "unsupported"})
+    bad = sorted({(f.container.name, f.result.image) for f in judged if f.result.verdict == "unsupported"})
     if bad:
-        out[ANNOTATION_UNSUPPORTED] = ",".join(bad)
+        out[ANNOTATION_UNSUPPORTED] = ",".join(f"{name}={image}" for name, image in bad)
     return out
 
 

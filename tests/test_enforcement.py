@@ -293,3 +293,24 @@ def test_own_resources_are_judged_as_the_controllers_will_read_them(engine: Engi
     other = own_review("DLCGuardPolicy", bad_policy)
     other["request"]["kind"]["group"] = "example.com"
     assert decide(other, engine, ENFORCE, TODAY).decision == "skip"
+
+
+# -- readable where people look --------------------------------------------------------------------
+
+
+def test_a_denial_names_each_container_on_its_own_line(engine: Engine) -> None:
+    other = OLD.replace("us-west-2", "us-east-1")
+    d = decide(review(pod([("train", OLD), ("side", other), ("web", NEW)])), engine, ENFORCE, TODAY)
+    assert not d.allowed and d.message is not None
+    first, *lines = d.message.split("\n")
+    assert first == "dlc-guard denied this object: "
+    assert [ln.split(" image ")[0] for ln in lines] == ["container 'train'", "container 'side'"]
+    assert all("; use " in ln for ln in lines), "each line says what to move to"
+    single = decide(review(pod([("train", OLD)])), engine, ENFORCE, TODAY)
+    assert single.message is not None and "\n" not in single.message
+
+
+def test_the_unsupported_images_annotation_names_the_images(engine: Engine) -> None:
+    j = judge_object(pod([("train", OLD), ("web", NEW)]), engine, ENFORCE, TODAY, namespace="team")
+    assert j is not None
+    assert annotations_for(j.findings)[ANNOTATION_UNSUPPORTED] == f"train={OLD}"

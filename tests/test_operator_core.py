@@ -148,3 +148,16 @@ def test_peering_allows_only_the_highest_live_priority() -> None:
     # a peer killed without goodbye stops counting once its lifetime has passed
     assert peering_allows({"me": me, "dead": {"priority": 900, "lifetime": 60, "lastseen": stale}}, 500, now)
     assert peering_allows({"me": me, "junk": {"priority": "high", "lastseen": "yesterday"}, "x": 3}, 500, now)
+
+
+def test_an_event_names_every_affected_container_within_its_limit() -> None:
+    c = core()
+    images = [OLD, OLD.replace("us-west-2", "us-east-1")]
+    change = c.observe(deployment("multi", *images, NEW))
+    assert change is not None and change.event is not None
+    msg = change.event.message
+    assert msg.startswith("Deployment multi is now unsupported: container 'c0' image ")
+    assert "container 'c1' image " in msg and "'c2'" not in msg, "the supported one is not named"
+    many = c.observe(deployment("many", *[OLD] * 30))
+    assert many is not None and many.event is not None
+    assert len(many.event.message) <= 1024 and "more)" in many.event.message

@@ -335,7 +335,7 @@ async def test_mutate_adds_annotations(server: Server) -> None:
         {
             "op": "add",
             "path": "/metadata/annotations",
-            "value": {"dlc-guard.io/verdict": "unsupported", "dlc-guard.io/unsupported-images": "c0"},
+            "value": {"dlc-guard.io/verdict": "unsupported", "dlc-guard.io/unsupported-images": f"c0={OLD}"},
         }
     ]
     obj = pod([SOON])

@@ -24,6 +24,7 @@ from policy.judge import (
     ANNOTATION_KEYS,
     ANNOTATION_NEXT,
     ANNOTATION_VERDICT,
+    Finding,
     Judgement,
     annotations_for,
     judge_object,
@@ -35,6 +36,29 @@ from policy.workloads import BUILTIN_KINDS, Container, containers_of, controlled
 __all__ = ["ANNOTATION_NEXT", "ANNOTATION_VERDICT", "Change", "Core", "Event"]
 
 ANNOUNCED = ("unsupported", "expiring")
+
+
+EVENT_MAX = 1024
+"""The API server keeps an Event's message to 1 KiB."""
+
+
+def event_message(t: Tracked, verdict: str, culprits: list[Finding]) -> str:
+    """Every affected container, one sentence each; those that do not fit are counted."""
+    head = f"{t.ref.kind} {t.ref.name} is now {verdict}"
+    parts = []
+    for f in culprits:
+        r = f.result
+        part = f"container {f.container.name!r} image {r.image}: {r.summary}"
+        parts.append(part + (f"; use {r.recommendation}" if r.recommendation else ""))
+    msg = head + (": " if parts else "")
+    for i, part in enumerate(parts):
+        rest = len(parts) - i - 1
+        tail = f" (and {rest} more)" if rest else ""
+        joined = msg + ("" if i == 0 else ". ") + part
+        if len(joined) + len(tail) > EVENT_MAX:
+            return (msg + f" (and {len(parts) - i} more)")[:EVENT_MAX]
+        msg = joined
+    return msg
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,12 +206,6 @@ class Core:
                     "Warning", "DLCImageUnsupported" if now == "unsupported" else "DLCImageExpiring", ""
                 )
                 culprits = [f for f in j.findings if f.exempt is None and f.result.verdict == now]
-                first = culprits[0] if culprits else None
-                msg = f"{t.ref.kind} {t.ref.name} is now {now}"
-                if first is not None:
-                    msg += f": container {first.container.name!r} image {first.result.image}: {first.result.summary}"
-                    if first.result.recommendation:
-                        msg += f"; use {first.result.recommendation}"
-                change.event = Event("Warning", change.event.reason, msg[:1000])
+                change.event = Event("Warning", change.event.reason, event_message(t, now, culprits))
             t.annotations = wanted
         return change

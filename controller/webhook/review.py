@@ -252,9 +252,10 @@ def _decide(
     if settings.mode == "enforce" and deny:
         d.allowed = False
         d.decision = "deny"
+        # one line per container: kubectl prints the API server's message as it is, newlines too
         parts = [_line(f, MESSAGE_MAX) for f in deny]
         prefix = "dlc-guard denied this object (dry run): " if d.dry_run else "dlc-guard denied this object: "
-        d.message = _short(prefix + "; ".join(parts), MESSAGE_MAX)
+        d.message = _short(prefix + parts[0] if len(parts) == 1 else prefix + "\n" + "\n".join(parts), MESSAGE_MAX)
     elif settings.mode in ("enforce", "warn") and warn:
         d.decision = "warn"
     if settings.mode != "audit":
