@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from controller.cli.main import main
+from tests.conftest import ROOT
 
 ECR = "763104351884.dkr.ecr.us-west-2.amazonaws.com"
 OLD = f"{ECR}/pytorch-training:2.6.0-gpu-py312-cu126-ubuntu22.04-ec2"
@@ -106,3 +107,18 @@ def test_console_script_installed() -> None:
     )
     assert proc.returncode == 1
     assert json.loads(proc.stdout)[0]["verdict"] == "unsupported"
+
+
+def test_version_names_the_package_and_the_catalog() -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "controller.cli.main", "--version"], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert r.returncode == 0
+    assert r.stdout.startswith("dlc-guard ") and "catalog aws/deep-learning-containers@" in r.stdout
+    assert "2026-08-21" in r.stdout
+
+
+def test_an_invalid_reference_fails_unless_told_never() -> None:
+    assert run("check", "--as-of", "2026-11-23", "nginx:1.27", "not a reference!")[0] == 1
+    assert run("check", "--as-of", "2026-11-23", "--fail-on", "never", "not a reference!")[0] == 0
+    assert run("check", "--as-of", "2026-11-23", "nginx:1.27")[0] == 0

@@ -383,3 +383,10 @@ def test_hostile_files_are_refused_with_a_reason_and_the_rest_still_scanned(tmp_
     assert "not a regular file" in errors["zero.yaml"] and "not a regular file" in errors["pipe.yaml"]
     assert "larger than 256 MiB" in errors["huge.yaml"]
     assert "contains it" in errors["loop.yaml"]
+
+
+def test_an_invalid_image_in_a_manifest_fails_the_scan_unless_told_never(tmp_path: Path) -> None:
+    f = tmp_path / "d.yaml"
+    f.write_text(deployment("typo", "nginx::1.27"))
+    assert run(str(f))[0] == 1
+    assert run(str(f), "--fail-on", "never")[0] == 0

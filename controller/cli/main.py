@@ -118,11 +118,31 @@ def engine_from_args(args: argparse.Namespace, resolver: DigestResolver | None =
     return Engine(catalog, as_of, args.warn_days, mirrors, digests=book, anaconda_notice=not args.no_anaconda_notice)
 
 
+class VersionAction(argparse.Action):
+    """``--version``: the package and the embedded catalog (read only when asked)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            mine = version("dlc-guard")
+        except PackageNotFoundError:  # a source tree that was never installed
+            mine = "unknown"
+        src = default_catalog().source
+        commit = str(src.get("commit") or "")[:12]
+        sys.stdout.write(f"dlc-guard {mine}, catalog {src.get('location')}@{commit} of {src.get('date')}\n")
+        parser.exit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dlc-guard",
         description="Judge AWS Deep Learning Containers images against the framework support policy.",
     )
+    parser.add_argument("--version", action=VersionAction, help="the version and the embedded catalog's source")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     check = sub.add_parser(
         "check",
@@ -324,9 +344,11 @@ def read_images(items: Sequence[str], stdin: TextIO) -> list[str]:
 
 
 def failing(results: Sequence[Result], level: str) -> bool:
+    """Whether any result fails at ``level``; an invalid reference fails at every level but
+    ``never`` (nothing can run it, and it is usually a typo worth stopping for)."""
     if level == "never":
         return False
-    return any(r.verdict != "not-dlc" and RANK[r.verdict] >= RANK[level] for r in results)
+    return any(r.verdict == "invalid" or (r.verdict != "not-dlc" and RANK[r.verdict] >= RANK[level]) for r in results)
 
 
 def render_table(results: Sequence[Result], stream: TextIO, colour: bool) -> None:

@@ -51,7 +51,12 @@ class ScanResult:
     def failing(self, level: str) -> list[tuple[ObjectResult, Finding]]:
         if level == "never":
             return []
-        return [(o, f) for o, f in self.findings() if f.exempt is None and f.result.dlc and f.result.reaches(level)]
+        # an invalid reference fails at every level (nothing can run it)
+        return [
+            (o, f)
+            for o, f in self.findings()
+            if f.exempt is None and (f.result.verdict == "invalid" or (f.result.dlc and f.result.reaches(level)))
+        ]
 
 
 def scan_documents(
