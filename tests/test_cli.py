@@ -122,3 +122,22 @@ def test_an_invalid_reference_fails_unless_told_never() -> None:
     assert run("check", "--as-of", "2026-11-23", "nginx:1.27", "not a reference!")[0] == 1
     assert run("check", "--as-of", "2026-11-23", "--fail-on", "never", "not a reference!")[0] == 0
     assert run("check", "--as-of", "2026-11-23", "nginx:1.27")[0] == 0
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    import argparse
+
+    from controller.cli.main import build_parser
+
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, prefix: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{prefix} {name}")
+            elif not action.help:
+                missing.append(f"{prefix} {action.option_strings or action.dest}")
+
+    walk(build_parser(), "dlc-guard")
+    assert not missing, missing

@@ -21,13 +21,13 @@ def add_parser(sub: Any) -> None:
     info = csub.add_parser("info", help="the catalog's source, age and size")
     info.add_argument("--catalog", metavar="FILE", help="catalog file (default: the embedded catalog)")
     info.add_argument("--as-of", default=None, metavar="YYYY-MM-DD", help="date to measure the age against")
-    info.add_argument("--output", "-o", choices=("text", "json"), default="text")
+    info.add_argument("--output", "-o", choices=("text", "json"), default="text", help="output format (default text)")
     info.set_defaults(func=cmd_info)
 
     show = csub.add_parser("show", help="lines, dates and images of a repository or framework")
     show.add_argument("query", metavar="REPOSITORY|FRAMEWORK", help="e.g. pytorch-training, PyTorch, 'PyTorch 2.6'")
     show.add_argument("--catalog", metavar="FILE", help="catalog file (default: the embedded catalog)")
-    show.add_argument("--output", "-o", choices=("text", "json"), default="text")
+    show.add_argument("--output", "-o", choices=("text", "json"), default="text", help="output format (default text)")
     show.set_defaults(func=cmd_show)
 
     imp = csub.add_parser("import", help="build a catalog from an upstream data directory")
@@ -39,7 +39,7 @@ def add_parser(sub: Any) -> None:
     diff = csub.add_parser("diff", help="what changed between two catalogs")
     diff.add_argument("old", metavar="OLD", help="catalog file ('embedded' for the packaged one)")
     diff.add_argument("new", metavar="NEW", help="catalog file ('embedded' for the packaged one)")
-    diff.add_argument("--output", "-o", choices=("text", "json"), default="text")
+    diff.add_argument("--output", "-o", choices=("text", "json"), default="text", help="output format (default text)")
     diff.set_defaults(func=cmd_diff)
 
 

@@ -149,9 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="judge image references",
         description="Judge image references; '-' reads them from stdin, one per line.",
     )
-    check.add_argument("images", nargs="+", metavar="IMAGE")
+    check.add_argument("images", nargs="+", metavar="IMAGE", help="image references ('-': one per line from stdin)")
     add_engine_options(check)
-    check.add_argument("--output", "-o", choices=("table", "json"), default="table")
+    check.add_argument(
+        "--output", "-o", choices=("table", "json"), default="table", help="output format (default table)"
+    )
     add_fail_on(check)
     check.set_defaults(func=cmd_check)
 
@@ -159,8 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     catalog_cli.add_parser(sub)
 
     wh = sub.add_parser("webhook", help="serve the validating admission webhook over HTTPS")
-    wh.add_argument("--host", default="0.0.0.0")
-    wh.add_argument("--port", type=int, default=8443)
+    wh.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    wh.add_argument("--port", type=int, default=8443, help="HTTPS port (default 8443)")
     wh.add_argument("--tls-cert", metavar="FILE", help="serving certificate (reloaded when it changes)")
     wh.add_argument("--tls-key", metavar="FILE", help="its key")
     wh.add_argument(
@@ -178,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="follow this DLCGuardPolicy resource through the Kubernetes API (changes apply within seconds)",
     )
     wh.add_argument("--catalog", metavar="FILE", help="catalog file; reloaded when it changes")
-    wh.add_argument("--warn-days", type=_nonneg, default=None, metavar="N")
+    wh.add_argument("--warn-days", type=_nonneg, default=None, metavar="N", help="override the policy's warnDays")
     wh.add_argument(
         "--namespace",
         default=os.environ.get("POD_NAMESPACE"),

@@ -53,7 +53,7 @@ def add_parser(sub: Any, add_engine_options: Any, add_fail_on: Any) -> None:
     )
     add_engine_options(p)
     p.set_defaults(warn_days=None)
-    p.add_argument("--output", "-o", choices=tuple(FORMATS), default="table")
+    p.add_argument("--output", "-o", choices=tuple(FORMATS), default="table", help="output format (default table)")
     add_fail_on(p)
     p.set_defaults(func=cmd_scan)
 
