@@ -123,6 +123,8 @@ class State:
         """Bytes of request bodies being read or judged, held from the first byte to the answer."""
         self.draining = False
         """SIGTERM received: /readyz fails so endpoints move away; reviews are still answered."""
+        self.tls_pair = (settings.tls_cert or "", settings.tls_key or "")
+        """The files of the pair being served (with a client CA change, it is loaded again)."""
 
     def today(self) -> dt.date:
         return self.settings.as_of or dt.datetime.now(dt.UTC).date()
@@ -361,10 +363,8 @@ async def _review(request: web.Request, mutate: bool) -> web.Response:
             d = for_mutation(body, d)
         doc = response(d)
     except BadReview as exc:
-        state.metrics.bad.inc()
         message = str(exc)[:300]
-        if state.bad_log.allow():
-            log.info("bad admission request", extra={"error": message, "suppressed": state.bad_log.take_suppressed()})
+        _refused(state, "bad admission request", error=message)
         return web.json_response({"error": message}, status=400)
     req = body["request"]
     kind = str((req.get("kind") or {}).get("kind", "")) if isinstance(req.get("kind"), dict) else ""
@@ -397,10 +397,7 @@ async def _guarded(request: web.Request, mutate: bool) -> web.Response:
         state.metrics.shed.inc()
         return web.Response(status=503, text="overloaded", headers={"Connection": "close", "Retry-After": "1"})
     if state.settings.client_ca and not _client_certified(request):
-        state.metrics.bad.inc()
-        if state.bad_log.allow():
-            extra = {"suppressed": state.bad_log.take_suppressed()}
-            log.info("review without a client certificate refused", extra=extra)
+        _refused(state, "review without a client certificate refused")
         return web.json_response({"error": "a client certificate is required"}, status=403)
     length = request.content_length
     if length is None:  # the API server always says how long its body is
@@ -418,18 +415,11 @@ async def _guarded(request: web.Request, mutate: bool) -> web.Response:
     except web.HTTPException:
         raise
     except SlowBody:
-        state.metrics.bad.inc()
-        if state.bad_log.allow():
-            log.info("body not received in time", extra={"suppressed": state.bad_log.take_suppressed()})
+        _refused(state, "body not received in time")
         return web.Response(status=408, headers={"Connection": "close"})
     except (ConnectionError, ClientPayloadError, asyncio.IncompleteReadError) as exc:
         # the caller went away mid-body: one short line (rate-limited), never a traceback
-        state.metrics.bad.inc()
-        if state.bad_log.allow():
-            log.info(
-                "client went away mid-request",
-                extra={"error": type(exc).__name__, "suppressed": state.bad_log.take_suppressed()},
-            )
+        _refused(state, "client went away mid-request", error=type(exc).__name__)
         return web.Response(status=400)
     except Exception:  # never a crash: log it, answer 500 with no detail
         log.exception("unexpected error")
@@ -438,6 +428,14 @@ async def _guarded(request: web.Request, mutate: bool) -> web.Response:
         state.bodies.give(length)
         if guard is not None:
             guard.busy(slot, False)
+
+
+def _refused(state: State, message: str, **extra: Any) -> None:
+    """A request refused before review: counted always, logged in one line at most ten times per
+    ten seconds (with how many were not), so that a flood of them cannot flood the log."""
+    state.metrics.bad.inc()
+    if state.bad_log.allow():
+        log.info(message, extra={**extra, "suppressed": state.bad_log.take_suppressed()})
 
 
 def _client_certified(request: web.Request) -> bool:
@@ -500,37 +498,42 @@ async def _watch(app: web.Application) -> None:
                 log.error("reload failed, keeping the last good policy and catalog: %s", exc)
         if guard is not None and (now := _cert_mtimes(s)) != cert_mtime:
             cert_mtime = now
-            try:
-                # a fresh context, swapped in only once the pair (and client CA) loaded and matched:
-                # loading into the live one would leave a new certificate beside the old key
-                assert s.tls_cert and s.tls_key
-                guard.ssl_context = make_ssl_context(s.tls_cert, s.tls_key, s.client_ca)
-                state.metrics.reloads.labels("certificate", "ok").inc()
-                log.info("reloaded TLS certificate")
-            except (ssl.SSLError, OSError) as exc:
-                state.metrics.reloads.labels("certificate", "error").inc()
-                log.error("certificate reload failed, still serving the previous one: %s", exc)
+            cert, key = state.tls_pair
+            _swap_certificate(state, guard, cert, key, "reloaded TLS certificate")
+
+
+def _swap_certificate(state: State, guard: ConnectionGuard, cert: str, key: str, done: str) -> bool:
+    """Serve a pair: a fresh context, swapped in only once the pair (and client CA) loaded and
+    matched; loading into the live one would leave a new certificate beside the old key."""
+    try:
+        guard.ssl_context = make_ssl_context(cert, key, state.settings.client_ca)
+    except (ssl.SSLError, OSError) as exc:
+        state.metrics.reloads.labels("certificate", "error").inc()
+        log.error("certificate reload failed, still serving the previous one: %s", exc)
+        return False
+    state.metrics.reloads.labels("certificate", "ok").inc()
+    log.info(done)
+    return True
 
 
 def _serve_pair(app: web.Application, cert: str, key: str) -> None:
-    """A new certificate from the followed Secret (on the loop): served once it loads and
-    matches, else the current one stays."""
-    state, guard = app[STATE], app[GUARD_KEY]
-    try:
-        guard.ssl_context = make_ssl_context(cert, key, state.settings.client_ca)
-        state.metrics.reloads.labels("certificate", "ok").inc()
-        log.info("serving the TLS Secret's new certificate")
-    except (ssl.SSLError, OSError) as exc:
-        state.metrics.reloads.labels("certificate", "error").inc()
-        log.error("the TLS Secret's certificate does not load, still serving the previous one: %s", exc)
-    finally:
-        for path in (cert, key):  # loaded (or refused): the key need not stay on disk
+    """A new certificate from the followed Secret (on the loop): once served, the files of the
+    pair it replaces go; refused, its own files go."""
+    state = app[STATE]
+    if _swap_certificate(state, app[GUARD_KEY], cert, key, "serving the TLS Secret's new certificate"):
+        old, state.tls_pair = state.tls_pair, (cert, key)
+        cert, key = old
+    if (cert, key) != state.tls_pair:
+        for path in (cert, key):
             with contextlib.suppress(OSError):
                 os.unlink(path)
 
 
 def _cert_mtimes(s: WebhookSettings) -> tuple[float, ...]:
-    return tuple(_mtime(p) for p in (s.tls_cert, s.tls_key, s.client_ca) if p)
+    """What the file watch follows: the pair's files, and the client CA (in Secret mode the
+    Secret watch brings new pairs, so only the client CA)."""
+    files = (s.client_ca,) if s.tls_secret else (s.tls_cert, s.tls_key, s.client_ca)
+    return tuple(_mtime(p) for p in files if p)
 
 
 async def _start_watch(app: web.Application) -> Any:
