@@ -20,15 +20,12 @@ from typing import Any
 
 from controller.certs import Validity, plan
 from controller.kube.client import ClusterError, Rest
-from controller.kube.listwatch import ListWatch
+from controller.kube.listwatch import NamedObjectWatch
 
 __all__ = ["CertKeeper", "KeeperSettings", "SecretWatch"]
 
 log = logging.getLogger("dlc_guard.certs")
-WEBHOOK_KINDS = (
-    ("validatingwebhookconfigurations", "ValidatingWebhookConfiguration"),
-    ("mutatingwebhookconfigurations", "MutatingWebhookConfiguration"),
-)
+WEBHOOK_CONFIGURATIONS = ("validatingwebhookconfigurations", "mutatingwebhookconfigurations")
 
 
 @dataclass(frozen=True)
@@ -69,7 +66,7 @@ class CertKeeper:
 
     def _configurations(self) -> list[tuple[str, dict[str, Any]]]:
         out = []
-        for plural, _ in WEBHOOK_KINDS:
+        for plural in WEBHOOK_CONFIGURATIONS:
             for name in self.s.webhook_configurations:
                 path = f"/apis/admissionregistration.k8s.io/v1/{plural}/{name}"
                 doc = self.rest.request("GET", path, ok_missing=True)
@@ -142,32 +139,19 @@ class CertKeeper:
             return []
 
 
-class SecretWatch(ListWatch):
+class SecretWatch(NamedObjectWatch):
     """Follow one TLS Secret; ``deliver(cert_file, key_file)`` gets a fresh pair of files (0600,
     in ``directory``) whenever its certificate or key changes."""
 
     name = "tls-secret-watch"
+    list_method = "list_namespaced_secret"
 
     def __init__(self, namespace: str, name: str, directory: str, deliver: Callable[[str, str], None]) -> None:
-        super().__init__()
-        self.namespace, self.secret, self.directory, self.deliver = namespace, name, directory, deliver
+        super().__init__(namespace, name)
+        self.directory, self.deliver = directory, deliver
         self._last: tuple[bytes, bytes] | None = None
 
-    def list_call(self, api_client: Any) -> tuple[Callable[..., Any], dict[str, Any]]:
-        from kubernetes import client
-
-        return client.CoreV1Api(api_client).list_namespaced_secret, {
-            "namespace": self.namespace,
-            "field_selector": f"metadata.name={self.secret}",
-        }
-
-    def replace(self, items: list[Mapping[str, Any]]) -> None:
-        for item in items:
-            self.apply("ADDED", item)
-
-    def apply(self, event_type: str, obj: Mapping[str, Any]) -> None:
-        if event_type == "DELETED":
-            return  # keep serving the last pair: the keeper writes a new one
+    def changed(self, obj: Mapping[str, Any]) -> None:
         data = _unb64(obj.get("data"))
         pair = (data.get("tls.crt", b""), data.get("tls.key", b""))
         if not all(pair) or pair == self._last:

@@ -14,7 +14,7 @@ from typing import Any
 
 log = logging.getLogger("dlc_guard.watch")
 
-__all__ = ["ListWatch"]
+__all__ = ["ListWatch", "NamedObjectWatch"]
 
 
 class ListWatch:
@@ -77,3 +77,33 @@ class ListWatch:
             except Exception as exc:  # connection loss: retry after a pause
                 log.warning("%s failed: %s", self.name, exc)
                 self._stop.wait(self.retry_seconds)
+
+
+class NamedObjectWatch(ListWatch):
+    """Follow one named object of a namespace (listed and watched by ``metadata.name``):
+    ``changed`` gets it each time it is listed or changes. A deletion changes nothing: what was
+    last delivered stays in use until the object is written again."""
+
+    list_method = ""
+    """The ``CoreV1Api`` list method of the object's kind."""
+
+    def __init__(self, namespace: str, name: str) -> None:
+        super().__init__()
+        self.namespace, self.object_name = namespace, name
+
+    def list_call(self, api_client: Any) -> tuple[Callable[..., Any], dict[str, Any]]:
+        from kubernetes import client
+
+        method = getattr(client.CoreV1Api(api_client), self.list_method)
+        return method, {"namespace": self.namespace, "field_selector": f"metadata.name={self.object_name}"}
+
+    def replace(self, items: list[Mapping[str, Any]]) -> None:
+        for obj in items:
+            self.changed(obj)
+
+    def apply(self, event_type: str, obj: Mapping[str, Any]) -> None:
+        if event_type != "DELETED":
+            self.changed(obj)
+
+    def changed(self, obj: Mapping[str, Any]) -> None:
+        raise NotImplementedError

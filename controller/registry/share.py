@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from controller.kube.client import Rest, collection_path
-from controller.kube.listwatch import ListWatch
+from controller.kube.listwatch import NamedObjectWatch
 from policy.digests import DigestBook
 
 log = logging.getLogger("dlc_guard.digests")
@@ -49,35 +49,22 @@ def publish(rest: Rest, namespace: str, name: str, book: DigestBook) -> None:
     )
 
 
-class SharedDigests(ListWatch):
+class SharedDigests(NamedObjectWatch):
     name = "digest-watch"
+    list_method = "list_namespaced_config_map"
 
     def __init__(self, namespace: str, configmap: str, book: DigestBook) -> None:
-        super().__init__()
-        self.namespace, self.configmap, self.book = namespace, configmap, book
+        super().__init__(namespace, configmap)
+        self.book = book
 
-    def list_call(self, api_client: Any) -> tuple[Callable[..., Any], dict[str, Any]]:
-        from kubernetes import client
-
-        return client.CoreV1Api(api_client).list_namespaced_config_map, {
-            "namespace": self.namespace,
-            "field_selector": f"metadata.name={self.configmap}",
-        }
-
-    def replace(self, items: list[Mapping[str, Any]]) -> None:
-        for obj in items:
-            self.apply("ADDED", obj)
-
-    def apply(self, event_type: str, obj: Mapping[str, Any]) -> None:
-        if event_type == "DELETED":
-            return
+    def changed(self, obj: Mapping[str, Any]) -> None:
         text = (obj.get("data") or {}).get(KEY)
         if not text:
             return
         try:
             problems = self.book.load(json.loads(text))
         except ValueError as exc:
-            log.warning("shared digests in %s/%s are not JSON: %s", self.namespace, self.configmap, exc)
+            log.warning("shared digests in %s/%s are not JSON: %s", self.namespace, self.object_name, exc)
             return
         for p in problems:
             log.warning("shared digests: skipped %s", p)

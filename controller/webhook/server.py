@@ -712,7 +712,7 @@ def first_pair(api: Any, namespace: str, name: str, directory: str, wait: float 
     while True:
         doc = rest.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}", ok_missing=True)
         if doc is not None:
-            watch.apply("ADDED", doc)
+            watch.changed(doc)
             if got:
                 return got[0]
         log.info("waiting for the TLS Secret %s/%s", namespace, name)
