@@ -20,110 +20,42 @@ import resource
 import signal
 import socket
 import ssl
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.cluster import stop as stop_process
+from tests.tls import write_cert
+from tests.webhookproc import Webhook, launch, review
+
 LIMIT_MIB = 256
 """The chart's memory limit for a webhook replica."""
 
 
-class Process:
-    def __init__(self, tmp: Path, cert: Path, key: Path, name: str, *args: str) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
-        self.cafile = cert
-        self.log = tmp / f"{name}.log"
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "controller.cli.main",
-                "webhook",
-                "--host=127.0.0.1",
-                f"--port={self.port}",
-                f"--tls-cert={cert}",
-                f"--tls-key={key}",
-                "--mode=enforce",
-                "--as-of=2026-11-23",
-                *args,
-            ],
-            stdout=self.log.open("wb"),
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-        deadline = time.monotonic() + 30
-        while not self.ready():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"webhook did not start: {self.log.read_text()[-2000:]}")
-            time.sleep(0.1)
-
-    def ctx(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.cafile))
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"https://127.0.0.1:{self.port}/readyz", context=self.ctx(), timeout=2):
-                return True
-        except (OSError, urllib.error.HTTPError):
-            return False
-
-    def rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-        raise RuntimeError("no VmRSS")
-
-    def connection(self) -> http.client.HTTPSConnection:
-        return http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx(), timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+OLD = "763104351884.dkr.ecr.us-west-2.amazonaws.com/pytorch-training:2.6.0-gpu-py312"
 
 
-def review(
-    image: str = "763104351884.dkr.ecr.us-west-2.amazonaws.com/pytorch-training:2.6.0-gpu-py312", kind: str = "Pod"
-) -> bytes:
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "p"},
-        "spec": {"containers": [{"name": "c", "image": image}]},
-    }
-    req = {
-        "uid": str(uuid.uuid4()),
-        "kind": {"group": "", "version": "v1", "kind": kind},
-        "operation": "CREATE",
-        "namespace": "team",
-        "object": pod,
-    }
-    return json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": req}).encode()
+def start(tmp: Path, cert: Path, key: Path, name: str, *args: str) -> Webhook:
+    directory = tmp / name
+    directory.mkdir()
+    return launch(directory, *args, cert=(cert, key))
 
 
-def post(conn: http.client.HTTPSConnection, body: bytes) -> int:
-    conn.request("POST", "/validate", body, {"Content-Type": "application/json"})
-    r = conn.getresponse()
-    r.read()
-    return r.status
+def rss_mib(w: Webhook) -> float:
+    return round(w.rss_kib() / 1024, 1)
 
 
-def idle_connections(p: Process, n: int = 1000) -> dict[str, Any]:
-    base = p.rss_mib()
+def post(w: Webhook, conn: http.client.HTTPSConnection, body: bytes) -> int:
+    return w.post(conn, body)[0]
+
+
+def idle_connections(p: Webhook, n: int = 1000) -> dict[str, Any]:
+    base = rss_mib(p)
     held = []
     for _ in range(n):
         s = p.ctx().wrap_socket(
@@ -131,32 +63,32 @@ def idle_connections(p: Process, n: int = 1000) -> dict[str, Any]:
         )
         held.append(s)
     time.sleep(1.0)
-    rss = p.rss_mib()
+    rss = rss_mib(p)
     for s in held:
         s.close()
     return {"connections": n, "rss_before_mib": base, "rss_mib": rss}
 
 
-def unique_huge_images(p: Process, n: int = 1000) -> dict[str, Any]:
+def unique_huge_images(p: Webhook, n: int = 1000) -> dict[str, Any]:
     conn = p.connection()
     prefix = "763104351884.dkr.ecr.us-west-2.amazonaws.com/pytorch-training:"
     for i in range(n):
-        post(conn, review(f"{prefix}{i:06d}" + "y" * (1 << 20)))
+        post(p, conn, review(f"{prefix}{i:06d}" + "y" * (1 << 20)))
     conn.close()
-    return {"images": n, "image_bytes": 1 << 20, "rss_mib": p.rss_mib()}
+    return {"images": n, "image_bytes": 1 << 20, "rss_mib": rss_mib(p)}
 
 
-def unique_kinds(p: Process, n: int = 10_000) -> dict[str, Any]:
+def unique_kinds(p: Webhook, n: int = 10_000) -> dict[str, Any]:
     conn = p.connection()
     for i in range(n):
-        post(conn, review("nginx:1.27", kind=f"Kind{i}"))
+        post(p, conn, review("nginx:1.27", kind=f"Kind{i}"))
     conn.close()
     with urllib.request.urlopen(f"https://127.0.0.1:{p.port}/metrics", context=p.ctx(), timeout=10) as r:
         size = len(r.read())
-    return {"kinds": n, "metrics_bytes": size, "rss_mib": p.rss_mib()}
+    return {"kinds": n, "metrics_bytes": size, "rss_mib": rss_mib(p)}
 
 
-def slowloris(p: Process, attackers: int = 600, reviews: int = 500) -> dict[str, Any]:
+def slowloris(p: Webhook, attackers: int = 600, reviews: int = 500) -> dict[str, Any]:
     stop = threading.Event()
     opened = [0]
 
@@ -190,11 +122,11 @@ def slowloris(p: Process, attackers: int = 600, reviews: int = 500) -> dict[str,
     time.sleep(3.0)  # the flood at full strength
     latencies, failures = [], 0
     conn = p.connection()
-    body = review()
+    body = review(OLD)
     for _ in range(reviews):
         started = time.perf_counter()
         try:
-            ok = post(conn, body) == 200
+            ok = post(p, conn, body) == 200
         except (OSError, http.client.HTTPException):
             ok = False
             conn.close()
@@ -205,7 +137,7 @@ def slowloris(p: Process, attackers: int = 600, reviews: int = 500) -> dict[str,
             failures += 1
         time.sleep(0.01)
     conn.close()
-    rss = p.rss_mib()
+    rss = rss_mib(p)
     stop.set()
     t.join(30)
     latencies.sort()
@@ -224,7 +156,7 @@ def slowloris(p: Process, attackers: int = 600, reviews: int = 500) -> dict[str,
 def rolling_restart(tmp: Path, cert: Path, key: Path, seconds_after: float = 8.0) -> dict[str, Any]:
     """Reviews from 4 threads to whichever endpoints are ready (polled every 0.5 s, as the
     endpoints controller follows readiness); a new process starts, the old one gets SIGTERM."""
-    old = Process(tmp, cert, key, "old", "--drain-seconds=5")
+    old = start(tmp, cert, key, "old", "--drain-seconds=5")
     endpoints = [old]
     lock = threading.Lock()
     stop = threading.Event()
@@ -249,7 +181,7 @@ def rolling_restart(tmp: Path, cert: Path, key: Path, seconds_after: float = 8.0
             n += 1
             conn = conns.get(e.port) or conns.setdefault(e.port, e.connection())
             try:
-                status = post(conn, review())
+                status = post(e, conn, review(OLD))
                 ok = status == 200
                 if not ok:
                     errors.append(f"HTTP {status}")
@@ -265,7 +197,7 @@ def rolling_restart(tmp: Path, cert: Path, key: Path, seconds_after: float = 8.0
     for t in threads:
         t.start()
     time.sleep(2.0)
-    new = Process(tmp, cert, key, "new", "--drain-seconds=5")
+    new = start(tmp, cert, key, "new", "--drain-seconds=5")
     with lock:
         endpoints.append(new)
     time.sleep(1.0)
@@ -275,7 +207,7 @@ def rolling_restart(tmp: Path, cert: Path, key: Path, seconds_after: float = 8.0
     for t in threads:
         t.join(30)
     old_exit = old.proc.wait(30)
-    new.stop()
+    stop_process(new.proc)
     return {
         "reviews": counts["ok"] + counts["failed"],
         "failed": counts["failed"],
@@ -285,8 +217,6 @@ def rolling_restart(tmp: Path, cert: Path, key: Path, seconds_after: float = 8.0
 
 
 def run() -> dict[str, Any]:
-    from tests.tls import write_cert
-
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 16384), hard))
     with tempfile.TemporaryDirectory(prefix="dlc-guard-hostile-") as d:
@@ -299,11 +229,11 @@ def run() -> dict[str, Any]:
             ("kinds", unique_kinds),
             ("slowloris", slowloris),
         ):
-            p = Process(tmp, cert, key, name)
+            p = start(tmp, cert, key, name)
             try:
                 out[name] = fn(p)
             finally:
-                p.stop()
+                stop_process(p.proc)
         out["restart"] = rolling_restart(tmp, cert, key)
     out["targets"] = {
         "rss_under_limit": all(

@@ -14,96 +14,20 @@ import json
 import os
 import socket
 import ssl
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.cluster import free_port, stop
-from tests.conftest import ROOT
+from tests.cluster import stop
 from tests.tls import write_cert, write_client_cert
+from tests.webhookproc import Webhook, launch, review
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
-
-
-@dataclass
-class Webhook:
-    proc: subprocess.Popen[bytes]
-    port: int
-    trust: Path
-    """The certificate clients trust: the one served at launch."""
-    log: Path
-
-    def ctx(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.trust))
-
-    def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise AssertionError("no VmRSS")
-
-    def connection(self) -> http.client.HTTPSConnection:
-        return http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx(), timeout=30)
-
-    def post(self, conn: http.client.HTTPSConnection, body: bytes) -> tuple[int, bytes]:
-        conn.request("POST", "/validate", body, {"Content-Type": "application/json"})
-        r = conn.getresponse()
-        return r.status, r.read()
-
-    def get(self, path: str) -> bytes:
-        with urllib.request.urlopen(f"https://127.0.0.1:{self.port}{path}", context=self.ctx(), timeout=30) as r:
-            return bytes(r.read())
-
-
-def launch(
-    tmp: Path, *args: str, cert: tuple[Path, Path] | None = None, policy_text: str = "spec:\n  mode: enforce\n"
-) -> Webhook:
-    """A real ``dlc-guard webhook`` process on a free loopback port, ready."""
-    cert_path, key = cert or write_cert(tmp)
-    policy = tmp / "policy.yaml"
-    policy.write_text(policy_text)
-    port = free_port()
-    log = tmp / "webhook.log"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "controller.cli.main",
-            "webhook",
-            "--host=127.0.0.1",
-            f"--port={port}",
-            f"--tls-cert={cert_path}",
-            f"--tls-key={key}",
-            f"--policy={policy}",
-            "--as-of=2026-11-23",
-            *args,
-        ],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        env={**os.environ, "DLC_GUARD_LOG_LEVEL": "INFO"},
-    )
-    trust = tmp / "trust.crt"
-    trust.write_bytes(cert_path.read_bytes())
-    w = Webhook(proc, port, trust, log)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            w.get("/readyz")
-            return w
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                stop(proc)
-                raise AssertionError(log.read_text()) from None
-            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -113,23 +37,6 @@ def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webhook]:
         yield w
     finally:
         stop(w.proc)
-
-
-def review(image: str, kind: str = "Pod", operation: str = "CREATE") -> bytes:
-    obj = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "p"},
-        "spec": {"containers": [{"name": "main", "image": image}]},
-    }
-    req = {
-        "uid": str(uuid.uuid4()),
-        "kind": {"group": "", "version": "v1", "kind": kind},
-        "operation": operation,
-        "namespace": "team",
-        "object": obj,
-    }
-    return json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": req}).encode()
 
 
 def test_unique_huge_image_strings_are_refused_and_not_kept(webhook: Webhook) -> None:
@@ -376,6 +283,12 @@ class Load:
         for t in self._threads:
             t.join(30)
 
+    def progresses(self, seconds: float) -> bool:
+        """Whether reviews are still being answered: more succeed over the next ``seconds``."""
+        before = self.ok
+        time.sleep(seconds)
+        return self.ok > before
+
 
 def test_a_certificate_written_with_the_wrong_key_leaves_the_served_pair_working(tmp_path: Path) -> None:
     cert, key = write_cert(tmp_path)
@@ -393,9 +306,7 @@ def test_a_certificate_written_with_the_wrong_key_leaves_the_served_pair_working
             while "certificate reload failed" not in w.log.read_text():
                 assert time.monotonic() < deadline, w.log.read_text()[-2000:]
                 time.sleep(0.2)
-            served = load.ok
-            time.sleep(1.5)
-            assert load.ok > served, "reviews went on after the failed reload"
+            assert load.progresses(1.5), "reviews went on after the failed reload"
         finally:
             load.stop()
         assert not load.failures, load.failures[:5]
@@ -438,9 +349,7 @@ def test_sigterm_under_load_drains_without_a_failed_review(tmp_path: Path) -> No
             time.sleep(0.05)
         # callers keep arriving for a while, as they would until routing moves away
         time.sleep(1.5)
-        served = load.ok
-        time.sleep(0.5)
-        assert load.ok > served, "reviews were still answered during the drain"
+        assert load.progresses(0.5), "reviews were still answered during the drain"
     finally:
         load.stop()
     assert not load.failures, load.failures[:5]

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.cluster import ControlPlane, available, control_plane, stop
-from tests.test_hostile import Webhook, launch
 from tests.tls import write_cert, write_client_cert
+from tests.webhookproc import Webhook, launch
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
 

@@ -16,7 +16,7 @@ import yaml
 from tests.cluster import ControlPlane, available, control_plane, stop
 from tests.conftest import ROOT
 from tests.test_e2e import point_at, render_chart
-from tests.test_hostile import Webhook, launch
+from tests.webhookproc import Webhook, launch
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
 
