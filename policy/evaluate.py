@@ -196,7 +196,6 @@ class Engine:
         """Add ``ANACONDA_LICENSE`` to images no longer actively maintained (the policy can turn it off)."""
         self._cache: dict[str, Result] = {}
         self._judgements: dict[tuple[object, ...], Result] = {}
-        self._newest_lines: dict[str, str | None] = {}
 
     # ------------------------------------------------------------------ entry point
 
@@ -401,7 +400,8 @@ class Engine:
         if (
             fam.group is None
             and not fam.lines
-            and line == self._newest_line(fam)
+            and fam.images
+            and line == fam.images[-1].line  # the catalog keeps a family's images oldest first
             and self._retired_line(fam, line) is None
         ):
             # A family with no dates of its own (Neuron, Hugging Face…), on the newest line AWS
@@ -410,12 +410,6 @@ class Engine:
             # date applies to this family once a newer line of it exists.
             return _Eop(None, None, f"{fam.name} {line}", "family-current")
         return self._eop_of(borrowed, fam.framework, line, f"{fam.framework} {line} (framework table)")
-
-    def _newest_line(self, fam: Family) -> str | None:
-        if fam.name not in self._newest_lines:
-            newest = max(fam.images, key=lambda i: i.order, default=None)
-            self._newest_lines[fam.name] = newest.line if newest is not None else None
-        return self._newest_lines[fam.name]
 
     def _eop_of(self, line: Line, framework: str, key: str, source: str) -> _Eop:
         if line.eop is not None:
