@@ -214,19 +214,14 @@ class DigestResolver:
     def _take(self) -> _Job | None:
         """(Locked) the next lookup a worker may run, or ``None``."""
         now = time.monotonic()
-        best: _Job | None = None
-        for job in self._queued.values():
-            if self._running.get(job.registry, 0) >= self.per_registry:
-                continue
-            if best is None:
-                best = job
-            elif job.waited_on(now) != best.waited_on(now):
-                best = job if job.waited_on(now) else best
-            elif job.waited_on(now):
-                best = job if job.seq > best.seq else best  # waited on: newest first
-            else:
-                best = job if job.seq < best.seq else best  # background: oldest first
-        return best
+
+        def order(job: _Job) -> tuple[bool, int]:
+            # waited on first, newest first; then background work, oldest first
+            waited = job.waited_on(now)
+            return (not waited, -job.seq if waited else job.seq)
+
+        free = (j for j in self._queued.values() if self._running.get(j.registry, 0) < self.per_registry)
+        return min(free, key=order, default=None)
 
     def _work(self) -> None:
         while True:
