@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -137,6 +136,6 @@ def test_kubectl_explain_describes_the_fields(cluster: tuple[ControlPlane, Webho
     assert "Requirements that must all hold" in out
 
 
-def test_kubectl_explain_covers_the_anaconda_switch(cluster: tuple[ControlPlane, Webhook], tmp_path: Path) -> None:
+def test_kubectl_explain_covers_the_anaconda_switch(cluster: tuple[ControlPlane, Webhook]) -> None:
     cp, _ = cluster
     assert "Anaconda licence" in cp.kubectl("explain", "dlcguardpolicy.spec.anacondaNotice").stdout
