@@ -13,6 +13,7 @@ GOENV  := GOMODCACHE=$(TOOLS)/go/mod GOCACHE=$(TOOLS)/go/cache GOFLAGS=-modcache
 HELM   := $(TOOLS)/bin/helm
 ETCD   := $(TOOLS)/bin/etcd
 KUBE_APISERVER := $(TOOLS)/bin/kube-apiserver
+KUBE_CONTROLLER_MANAGER := $(TOOLS)/bin/kube-controller-manager
 VEGETA := $(TOOLS)/bin/vegeta
 REGISTRY := $(TOOLS)/bin/registry
 KUBE_VERSION := $(shell awk '$$1=="k8s.io/kubernetes" {sub(/^v/, "", $$2); print $$2}' tools/kube/go.mod)
@@ -40,7 +41,7 @@ setup: $(STAMP)
 
 ## tools: helm, etcd, kube-apiserver and the CNCF Distribution registry in .tools/bin
 ## (built once, reused while their go.mod is unchanged)
-tools: $(HELM) $(ETCD) $(KUBE_APISERVER) $(REGISTRY)
+tools: $(HELM) $(ETCD) $(KUBE_APISERVER) $(KUBE_CONTROLLER_MANAGER) $(REGISTRY)
 
 $(HELM): tools/helm/go.mod tools/helm/go.sum
 	cd tools/helm && $(GOENV) go build -trimpath -ldflags '$(HELM_LDFLAGS)' -o $@ helm.sh/helm/v3/cmd/helm
@@ -53,6 +54,10 @@ $(REGISTRY): tools/registry/go.mod tools/registry/go.sum
 
 $(KUBE_APISERVER): tools/kube/go.mod tools/kube/go.sum
 	cd tools/kube && $(GOENV) go build -trimpath -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-apiserver
+
+# only its garbage collector runs in the tests (ownerReferences of PolicyReports)
+$(KUBE_CONTROLLER_MANAGER): tools/kube/go.mod tools/kube/go.sum
+	cd tools/kube && $(GOENV) go build -trimpath -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-controller-manager
 
 ## run: judge a handful of real references with the embedded catalog
 run: $(STAMP)

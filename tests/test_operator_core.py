@@ -9,7 +9,7 @@ from controller.operator.core import ANNOTATION_NEXT, ANNOTATION_VERDICT, Core
 from policy.catalog import default_catalog
 from policy.evaluate import Engine
 from policy.policy import load_policy
-from policy.report import ReportBook
+from policy.report import OPENREPORTS, WGPOLICY, Flavor, WorkloadRef, document
 
 ECR = "763104351884.dkr.ecr.us-west-2.amazonaws.com"
 OLD = f"{ECR}/pytorch-training:2.6.0-gpu-py312-cu126-ubuntu22.04-ec2"
@@ -31,44 +31,85 @@ def deployment(name: str, *images: str, ns: str = "ml", annotations: dict[str, s
     }
 
 
-def test_report_results_summary_and_properties() -> None:
+def report(c: Core, name: str, ns: str = "ml", flavor: Flavor = WGPOLICY) -> dict[str, Any] | None:
+    """The report waiting to be written for workload ``name`` (``None``: nothing to write)."""
+    for item in c.book.pending():
+        if item.ref.name == name and item.ref.namespace == ns:
+            return item.document(flavor)
+    return None
+
+
+def write_all(c: Core) -> int:
+    """What the writer does: every pending report goes through; how many there were."""
+    items = c.book.take(10**6)
+    for item in items:
+        c.book.written(item)
+    return len(items)
+
+
+def test_report_per_workload_with_scope_owner_results_and_summary() -> None:
     c = core()
     change = c.observe(deployment("train", OLD, "nginx"))
     assert change is not None and change.report_changed
-    doc = c.book.document("ml")
+    doc = report(c, "train")
+    assert doc is not None
     assert doc["apiVersion"] == "wgpolicyk8s.io/v1alpha2" and doc["kind"] == "PolicyReport"
-    assert doc["metadata"] == {
-        "name": "dlc-guard",
-        "namespace": "ml",
-        "labels": {"app.kubernetes.io/managed-by": "dlc-guard", "dlcguard.io/report": "true"},
+    owner = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "train", "uid": "uid-train"}
+    meta = doc["metadata"]
+    assert (meta["name"], meta["namespace"]) == ("uid-train", "ml")  # named by uid, as Kyverno does
+    assert meta["labels"] == {
+        "app.kubernetes.io/managed-by": "dlc-guard",
+        "dlcguard.io/report": "true",
+        "dlcguard.io/resource.uid": "uid-train",
     }
+    assert meta["ownerReferences"] == [{**owner, "controller": False}]  # garbage-collected with it
+    assert doc["scope"] == {**owner, "namespace": "ml"}
     (result,) = doc["results"]  # the non-DLC image is not reported
     assert result["policy"] == "dlc-support-policy" and result["rule"] == "EOP_PASSED"
     assert (result["result"], result["severity"], result["source"]) == ("fail", "high", "dlc-guard")
-    assert result["resources"] == [
-        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "train", "namespace": "ml", "uid": "uid-train"}
-    ]
+    assert "resources" not in result  # the report's scope says which workload
     props = result["properties"]
     assert props["framework"] == "PyTorch" and props["version"] == "2.6.0" and props["eop"] == "2026-01-29"
     assert props["recommendation"].startswith(f"{ECR}/pytorch-training:2.10")
     assert all(isinstance(v, str) for v in props.values())
     assert "conda-forge" in props["licenseNotice"], "no longer maintained: the seed's Anaconda answer"
     assert doc["summary"] == {"pass": 0, "fail": 1, "warn": 0, "error": 0, "skip": 0}
+    assert meta["annotations"]["dlcguard.io/summary"] == "0,1,0,0,0"
     c.observe(deployment("serve", NEW, SOON))
-    assert c.book.document("ml")["summary"] == {"pass": 2, "fail": 1, "warn": 0, "error": 0, "skip": 0}
-    maintained = [r for r in c.book.document("ml")["results"] if r["result"] == "pass"]
+    serve = report(c, "serve")
+    assert serve is not None and serve["summary"] == {"pass": 2, "fail": 0, "warn": 0, "error": 0, "skip": 0}
+    maintained = serve["results"]
     assert maintained and all("licenseNotice" not in r["properties"] for r in maintained)
+    assert write_all(c) == 2
+    assert c.book.summary("ml") == {"pass": 2, "fail": 1, "warn": 0, "error": 0, "skip": 0}
+    assert c.book.reports("ml") == 2
 
 
-def test_unchanged_objects_do_not_rewrite_reports_and_deleted_ones_leave() -> None:
+def test_openreports_carry_the_same_results() -> None:
+    c = core()
+    c.observe(deployment("train", OLD))
+    wg, orep = report(c, "train"), report(c, "train", flavor=OPENREPORTS)
+    assert wg is not None and orep is not None
+    assert (orep["apiVersion"], orep["kind"], orep["source"]) == ("openreports.io/v1alpha1", "Report", "dlc-guard")
+    assert orep["results"] == wg["results"] and orep["scope"] == wg["scope"] and orep["summary"] == wg["summary"]
+
+
+def test_unchanged_objects_write_nothing_and_deleted_ones_leave_to_garbage_collection() -> None:
     c = core()
     first = c.observe(deployment("train", OLD))
     assert first is not None and first.report_changed
+    assert write_all(c) == 1
     again = c.observe(deployment("train", OLD, annotations={ANNOTATION_VERDICT: "unsupported", ANNOTATION_NEXT: "x"}))
-    assert again is not None and not again.report_changed
-    assert c.forget("Deployment", "ml", "train") is True
-    assert c.book.document("ml")["results"] == []
+    assert again is not None and not again.report_changed and c.book.backlog == 0
+    # deleted: its ownerReference lets garbage collection take the report; nothing to write
     assert c.forget("Deployment", "ml", "train") is False
+    assert c.book.backlog == 0 and c.book.reports("ml") == 0
+    # a DLC image replaced by another kind of image: the report is deleted by us
+    c.observe(deployment("serve", OLD))
+    write_all(c)
+    c.observe(deployment("serve", "nginx"))
+    (item,) = c.book.take(5)
+    assert item.delete and item.ref.name == "serve"
 
 
 def test_annotations_and_one_event_per_transition() -> None:
@@ -87,7 +128,9 @@ def test_annotations_and_one_event_per_transition() -> None:
     assert moved.report_changed
     assert moved.annotations is not None and moved.annotations[ANNOTATION_VERDICT] == "unsupported"
     assert moved.event is not None and moved.event.reason == "DLCImageUnsupported"
-    assert c.book.document("ml")["results"][0]["result"] == "fail"
+    doc = report(c, "train")
+    assert doc is not None and doc["results"][0]["result"] == "fail"
+    write_all(c)
     assert c.reevaluate(Engine(default_catalog(), dt.date(2027, 1, 23))) == []  # nothing new: nothing to write
 
 
@@ -120,19 +163,24 @@ def test_owned_pods_are_left_to_their_owner_and_bare_pods_are_judged() -> None:
 def test_policy_exemptions_become_skip_and_exempt_namespaces_leave_no_results() -> None:
     c = core(policy={"exemptions": [{"images": ["*pytorch-training:2.6*"], "reason": "ML-9"}]})
     c.observe(deployment("train", OLD))
-    (result,) = c.book.document("ml")["results"]
+    doc = report(c, "train")
+    assert doc is not None
+    (result,) = doc["results"]
     assert result["result"] == "skip" and result["properties"]["exemption"] == "ML-9"
     c.observe(deployment("sys", OLD, ns="kube-system"))
-    assert c.book.document("kube-system")["results"] == []
+    assert report(c, "sys", ns="kube-system") is None
+    write_all(c)
     changes = c.reevaluate(policy=load_policy({"denyLevel": "expiring"}))
     assert any(ch.report_changed for ch in changes)
-    assert c.book.document("ml")["results"][0]["result"] == "fail"
+    doc = report(c, "train")
+    assert doc is not None and doc["results"][0]["result"] == "fail"
 
 
-def test_report_book_cluster_scope() -> None:
-    book = ReportBook()
-    assert book.document("")["kind"] == "ClusterPolicyReport"
-    assert "namespace" not in book.document("")["metadata"]
+def test_cluster_scoped_workloads_get_cluster_reports() -> None:
+    ref = WorkloadRef("example.com/v1", "Trainer", "", "big", "uid-big")
+    doc = document(WGPOLICY, ref, [])
+    assert doc["kind"] == "ClusterPolicyReport" and "namespace" not in doc["metadata"]
+    assert document(OPENREPORTS, ref, [])["kind"] == "ClusterReport"
 
 
 def test_peering_allows_only_the_highest_live_priority() -> None:

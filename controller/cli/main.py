@@ -300,6 +300,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="publish digest answers in this ConfigMap of --controller-namespace for the webhook",
     )
+    rep = op.add_argument_group("reports (one per workload)")
+    rep.add_argument(
+        "--reports",
+        choices=("auto", "wgpolicyk8s", "openreports", "both"),
+        default="auto",
+        help="which report API to write: wgpolicyk8s.io PolicyReports, openreports.io Reports, both, or "
+        "auto: each of them the cluster serves (default)",
+    )
+    rep.add_argument(
+        "--report-writes-per-second",
+        type=_positive,
+        default=20.0,
+        metavar="N",
+        help="pace of report writes, so a change to every workload drains instead of flooding the API (default 20)",
+    )
+    rep.add_argument(
+        "--report-burst", type=_positive_int, default=20, metavar="N", help="writes allowed at once (default 20)"
+    )
+    rep.add_argument(
+        "--report-concurrency", type=_positive_int, default=4, metavar="N", help="writes in flight (default 4)"
+    )
     tls = op.add_argument_group("the webhook's certificate (kept by the active replica)")
     tls.add_argument(
         "--tls-secret",
@@ -453,6 +474,7 @@ def cmd_operator(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr
 
     from controller.logs import configure_logging
     from controller.operator.handlers import OperatorSettings, run
+    from controller.operator.reports import ReportSettings
 
     configure_logging(logging.INFO)
     run(
@@ -472,6 +494,12 @@ def cmd_operator(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr
             digest_configmap=args.digest_configmap,
             cert_keeper=keeper_settings(args),
             cert_seconds=args.tls_check_seconds,
+            reports=ReportSettings(
+                apis=args.reports,
+                writes_per_second=args.report_writes_per_second,
+                burst=args.report_burst,
+                concurrency=args.report_concurrency,
+            ),
         )
     )
     return EXIT_OK

@@ -10,6 +10,13 @@ __all__ = ["ClusterError", "Rest", "collection_path", "connect_api"]
 class ClusterError(Exception):
     """The cluster cannot be reached or refused a request; the message says which and why."""
 
+    def __init__(self, message: str, status: int = 0, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        """The HTTP status (0: no answer)."""
+        self.retry_after = retry_after
+        """Seconds the server asked us to wait (429, 503), when it said."""
+
 
 def connect_api(kubeconfig: str | None = None, context: str | None = None) -> Any:
     """An API client from the kubeconfig (``$KUBECONFIG``, ``~/.kube/config``) or in-cluster."""
@@ -50,10 +57,11 @@ class Rest:
         query: list[tuple[str, Any]] | None = None,
         content_type: str = "application/json",
         ok_missing: bool = False,
+        accept: str = "application/json",
     ) -> Any:
         import json
 
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         if body is not None:
             headers["Content-Type"] = content_type
         try:
@@ -77,7 +85,12 @@ class Rest:
                 detail = ": " + str(json.loads(data).get("message", ""))
             except (ValueError, AttributeError):
                 detail = ""
-            raise ClusterError(f"{method} {path}: {resp.status} {resp.reason}{detail}")
+            retry = resp.headers.get("Retry-After") if resp.headers else None
+            raise ClusterError(
+                f"{method} {path}: {resp.status} {resp.reason}{detail}",
+                resp.status,
+                float(retry) if retry and retry.isdigit() else None,
+            )
         return json.loads(data) if data else None
 
 

@@ -7,8 +7,9 @@ handlers in :mod:`controller.operator.handlers` only carry these out. ``Core.ree
 re-judges everything it tracks (a new day, a new catalog, a new policy).
 
 Restart safety: the previous verdict of a workload is read from its own annotation, so a
-restarted operator neither repeats Events nor loses transitions; PolicyReports are written
-whole per namespace under a fixed name, so a rewrite never duplicates anything.
+restarted operator neither repeats Events nor loses transitions; each workload's report is named
+by its uid and carries the fingerprint of its results, so a rewrite never duplicates anything and
+a restart that finds the same fingerprints writes nothing.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ class Core:
         for key, t in list(self.tracked.items()):
             if t.owners & added:
                 self.tracked.pop(key)
-                if self.book.remove(t.ref.namespace, t.ref.kind, t.ref.name):
+                if self.book.remove(t.ref):
                     dirty.add(t.ref.namespace)
         return dirty
 
@@ -137,7 +138,13 @@ class Core:
         paths = pod_spec_paths(kind, self.policy.custom_kinds)
         meta = _meta(obj)
         name = str(meta.get("name") or "")
-        if paths is None or not name or controlled_by(obj, self.kinds):
+        if paths is None or not name:
+            return None
+        if controlled_by(obj, self.kinds):
+            # reported at its controller: a report of its own from before goes
+            gone = self.tracked.pop((str(meta.get("namespace") or ""), kind, name), None)
+            if gone is not None:
+                self.book.remove(gone.ref)
             return None
         ref = WorkloadRef(
             api_version or str(obj.get("apiVersion") or ""),
@@ -159,13 +166,23 @@ class Core:
                 if isinstance(r, Mapping) and r.get("controller")
             ),
         )
+        old = self.tracked.get((ref.namespace, kind, name))
+        if old is not None and old.ref.uid != ref.uid:
+            self._drop(old.ref)  # deleted and created again under the same name
         self.tracked[(ref.namespace, kind, name)] = t
         return self._judge(t)
 
     def forget(self, kind: str, namespace: str, name: str) -> bool:
-        """A watched object was deleted; returns whether its namespace's report changed."""
-        self.tracked.pop((namespace, kind, name), None)
-        return self.book.remove(namespace, kind, name)
+        """A watched object was deleted; returns whether a report is left to delete."""
+        t = self.tracked.pop((namespace, kind, name), None)
+        return t is not None and self._drop(t.ref)
+
+    def _drop(self, ref: WorkloadRef) -> bool:
+        if ref.uid:
+            # its report names it as owner: garbage collection deletes the report with it
+            self.book.forget(ref)
+            return False
+        return self.book.remove(ref)
 
     def reevaluate(self, engine: Engine | None = None, policy: Policy | None = None) -> list[Change]:
         """Judge everything again (a new date, catalog or policy); the changes that need writing."""
@@ -193,7 +210,7 @@ class Core:
         change = Change(t.ref)
         if j is None:
             return change
-        results = [] if j.exempt_namespace else results_for(j, t.ref, int(self.clock()))
+        results = [] if j.exempt_namespace else results_for(j, int(self.clock()))
         change.report_changed = self.book.put(t.ref, results)
         worst = j.worst
         wanted = {} if j.exempt_namespace else annotations_for(j.findings)

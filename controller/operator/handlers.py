@@ -4,13 +4,13 @@
   handlers: nothing of kopf's own bookkeeping is written onto workloads;
 - annotations go on with a JSON merge patch, Events are created through the API (from handlers
   and from the background re-evaluation alike);
-- PolicyReports are written per namespace by one flusher task, by server-side apply, only for
-  namespaces whose results changed (and deleted when they empty);
+- each workload's report (PolicyReport and/or OpenReports Report) is written by one paced writer
+  task (:mod:`controller.operator.reports`), by server-side apply, only when its results changed;
 - the DLCGuardPolicy resource (cluster-scoped, ``dlcguard.io``) is validated on every change;
   its status says whether it was accepted and why not;
 - a timer re-evaluates everything daily (and whenever the catalog or policy changes);
 - the catalog is refreshed from its source, falling back to the last good one;
-- under peering, the background work (flushes, re-evaluation) runs only in the replica kopf lets
+- under peering, the background work (report writes, re-evaluation) runs only in the replica kopf lets
   work: a standby reads the peering object and stays idle, forgetting what it knew.
 """
 
@@ -35,18 +35,18 @@ from controller.kube.policyresource import POLICY_GROUP, POLICY_PLURAL, POLICY_V
 from controller.operator.catalogsource import CatalogSource
 from controller.operator.core import Change, Core
 from controller.operator.customkinds import CustomKinds, KindResource, on_loop
+from controller.operator.reports import ReportSettings, ReportWriter
 from controller.registry.resolver import DigestResolver, images_of
 from controller.registry.share import publish
 from policy.catalog import Catalog, default_catalog
 from policy.evaluate import Engine
 from policy.exceptions import ExceptionBook, GuardException
 from policy.policy import Policy, PolicyError, load_policy
-from policy.report import REPORT_API, REPORT_NAME, WorkloadRef
+from policy.report import WorkloadRef
 from policy.workloads import BUILTIN_KINDS
 
 log = logging.getLogger("dlc_guard.operator")
 
-REPORT_GROUP, REPORT_VERSION = REPORT_API.split("/")
 BUILTIN_RESOURCES = {
     "Pod": ("", "v1", "pods"),
     "Deployment": ("apps", "v1", "deployments"),
@@ -84,10 +84,11 @@ class OperatorSettings:
     cert_keeper: KeeperSettings | None = None
     """Keep the webhook's TLS Secret and caBundle (``None``: cert-manager or the chart does)."""
     cert_seconds: float = 30.0
+    reports: ReportSettings = field(default_factory=ReportSettings)
 
 
 class Runtime:
-    """What the handlers share: the core, the API, the dirty namespaces, the metrics."""
+    """What the handlers share: the core, the API, the report writer, the metrics."""
 
     def __init__(self, settings: OperatorSettings, registry: CollectorRegistry | None = None) -> None:
         self.settings = settings
@@ -103,7 +104,6 @@ class Runtime:
         """Watches of the policy's custom kinds (started with the operator)."""
         self.digests_seen = self.book.version if self.book is not None else 0
         self.last_cert_check = -1e9
-        self.dirty: set[str] = set()
         self.policy_generation: Any = None
         self.resources: dict[str, tuple[str, str, str]] = dict(BUILTIN_RESOURCES)
         reg = registry or CollectorRegistry()
@@ -119,6 +119,11 @@ class Runtime:
         self.priority = random.SystemRandom().randint(1, 2**30)
         self.was_active = True
         self.host = socket.gethostname()
+        self.reports = ReportWriter(
+            self.rest, lambda: self.core.book, settings.reports, settings.namespaces, reg, lambda: self.was_active
+        )
+        self.policy_status: tuple[str, bool, str, str, Any] | None = None
+        """The last status written (name, accepted, reason, message, generation)."""
 
     def today(self) -> dt.date:
         return self.settings.as_of or dt.datetime.now(dt.UTC).date()
@@ -155,7 +160,7 @@ class Runtime:
 
     def forget(self, kind: str, namespace: str, name: str) -> None:
         if self.core.forget(kind, namespace, name):
-            self.dirty.add(namespace)
+            self.reports.wake.set()
 
     async def custom_event(self, res: KindResource, type_: str, obj: dict[str, Any]) -> None:
         await self.observe(type_, obj, (res.group, res.version, res.plural))
@@ -168,8 +173,8 @@ class Runtime:
                 self.forget(kind, ns, name)
         for obj in items:
             await self.observe("ADDED", obj, (res.group, res.version, res.plural))
-        if res.kind not in self.core.watched:
-            self.dirty |= self.core.watch_kinds(self.core.watched | {res.kind})
+        if res.kind not in self.core.watched and self.core.watch_kinds(self.core.watched | {res.kind}):
+            self.reports.wake.set()
 
     async def follow_custom_kinds(self) -> None:
         if self.custom is None:
@@ -202,7 +207,7 @@ class Runtime:
 
     async def carry_out(self, change: Change) -> None:
         if change.report_changed:
-            self.dirty.add(change.ref.namespace)
+            self.reports.wake.set()
         if change.annotations:
             path = self.path_of(change.ref)
             if path is not None:
@@ -267,31 +272,7 @@ class Runtime:
             return False
         return peering_allows(doc.get("status") or {}, self.priority, dt.datetime.now(dt.UTC))
 
-    def write_report(self, namespace: str) -> None:
-        doc = self.core.book.document(namespace)
-        plural = "policyreports" if namespace else "clusterpolicyreports"
-        path = f"{collection_path(REPORT_GROUP, REPORT_VERSION, plural, namespace or None)}/{REPORT_NAME}"
-        if not doc["results"]:
-            self.rest.request("DELETE", path, ok_missing=True)
-            return
-        self.rest.request(
-            "PATCH",
-            path,
-            doc,
-            [("fieldManager", "dlc-guard"), ("force", "true")],
-            "application/apply-patch+yaml",
-        )
-
-    async def flush(self) -> None:
-        pending, self.dirty = self.dirty, set()
-        for ns in sorted(pending):
-            try:
-                await asyncio.to_thread(self.write_report, ns)
-                self.writes.labels("report", "ok").inc()
-            except ClusterError as exc:
-                self.writes.labels("report", "error").inc()
-                log.warning("cannot write the PolicyReport of %r: %s", ns, exc)
-                self.dirty.add(ns)  # try again on the next flush
+    def flush_metrics(self) -> None:
         self.workloads.set(len(self.core.tracked))
 
     async def reevaluate(self, why: str, policy: Policy | None = None) -> None:
@@ -307,8 +288,20 @@ class Runtime:
             self.catalog_age.set(age)
 
     # -- policy ------------------------------------------------------------------------
+    def restate_policy(self) -> None:
+        """The report APIs changed: say so in the policy's status, when there is one (blocking:
+        called from the writer's discovery thread)."""
+        if self.policy_status is not None:
+            try:
+                self.set_policy_status(*self.policy_status)
+            except ClusterError as exc:
+                log.warning("cannot update the policy's status: %s", exc)
+
     def set_policy_status(self, name: str, accepted: bool, reason: str, message: str, generation: Any) -> None:
+        """The policy's conditions: ``Accepted`` (and why not), ``Reporting`` (which report APIs)."""
+        self.policy_status = (name, accepted, reason, message, generation)
         now = _timestamp()
+        reporting, where = self.reports.describe()
         status = {
             "observedGeneration": generation,
             "conditions": [
@@ -319,7 +312,15 @@ class Runtime:
                     "message": message[:2000],
                     "lastTransitionTime": now,
                     "observedGeneration": generation,
-                }
+                },
+                {
+                    "type": "Reporting",
+                    "status": "True" if reporting else "False",
+                    "reason": "ReportAPIServed" if reporting else "NoReportAPI",
+                    "message": where,
+                    "lastTransitionTime": now,
+                    "observedGeneration": generation,
+                },
             ],
         }
         path = f"{collection_path(POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL)}/{name}/status"
@@ -458,7 +459,6 @@ async def background(rt: Runtime, stop: asyncio.Event) -> None:
                     rt.core = Core(rt.new_engine(), rt.core.policy, watched=frozenset())
                     if rt.custom is not None:
                         rt.custom.stop()
-                    rt.dirty.clear()
                 rt.was_active = False
                 continue
             if not rt.was_active:
@@ -500,7 +500,7 @@ async def _background_step(
     if rt.today() != last_day or now - last_eval >= rt.settings.reevaluate_seconds:
         last_day, last_eval = rt.today(), now
         await rt.reevaluate("scheduled")
-    await rt.flush()
+    rt.flush_metrics()
     return last_day, last_eval, last_refresh
 
 
@@ -514,6 +514,8 @@ def run(settings: OperatorSettings) -> None:
 
     async def main() -> None:
         task = asyncio.create_task(background(rt, stop))
+        writer = asyncio.create_task(rt.reports.run(stop))
+        rt.reports.on_flavors = rt.restate_policy
         try:
             await kopf.operator(
                 registry=registry,
@@ -528,7 +530,7 @@ def run(settings: OperatorSettings) -> None:
             )
         finally:
             stop.set()
-            await rt.flush()
             await task
+            await writer
 
     asyncio.run(main())
