@@ -16,6 +16,9 @@ KUBE_APISERVER := $(TOOLS)/bin/kube-apiserver
 KUBE_CONTROLLER_MANAGER := $(TOOLS)/bin/kube-controller-manager
 VEGETA := $(TOOLS)/bin/vegeta
 REGISTRY := $(TOOLS)/bin/registry
+# Kyverno's real chart (its Go module carries it), for the tests of sharing the report CRDs
+KYVERNO_VERSION := v1.19.1
+KYVERNO_CHART := $(TOOLS)/charts/kyverno-$(KYVERNO_VERSION)/Chart.yaml
 KUBE_VERSION := $(shell awk '$$1=="k8s.io/kubernetes" {sub(/^v/, "", $$2); print $$2}' tools/kube/go.mod)
 # helm stamps its own version and the Kubernetes version it assumes (helm template, lint) the way
 # its Makefile does: from the client-go it was built with
@@ -39,9 +42,14 @@ $(STAMP): pyproject.toml tests/requirements-crosscheck.txt
 
 setup: $(STAMP)
 
-## tools: helm, etcd, kube-apiserver and the CNCF Distribution registry in .tools/bin
+## tools: helm, etcd, kube-apiserver, kube-controller-manager and the CNCF Distribution registry in
+## .tools/bin; Kyverno's chart in .tools/charts
 ## (built once, reused while their go.mod is unchanged)
-tools: $(HELM) $(ETCD) $(KUBE_APISERVER) $(KUBE_CONTROLLER_MANAGER) $(REGISTRY)
+tools: $(HELM) $(ETCD) $(KUBE_APISERVER) $(KUBE_CONTROLLER_MANAGER) $(REGISTRY) $(KYVERNO_CHART)
+
+$(KYVERNO_CHART):
+	dir=$$($(GOENV) go mod download -json github.com/kyverno/kyverno@$(KYVERNO_VERSION) | $(PYTHON) -c 'import json,sys; print(json.load(sys.stdin)["Dir"])') && \
+	rm -rf $(dir $@) && mkdir -p $(dir $@) && cp -r $$dir/charts/kyverno/. $(dir $@) && chmod -R u+w $(dir $@)
 
 $(HELM): tools/helm/go.mod tools/helm/go.sum
 	cd tools/helm && $(GOENV) go build -trimpath -ldflags '$(HELM_LDFLAGS)' -o $@ helm.sh/helm/v3/cmd/helm

@@ -4,7 +4,9 @@ Both binaries come from ``make tools`` (built from their Go modules into ``.tool
 API server binds 127.0.0.1 only, serves a certificate it generates for itself, authenticates
 one static token for an admin (group ``system:masters``) and one per extra user (to run a
 component under its service account's identity, so that RBAC is checked for real), and runs
-no controllers and no kubelet: objects are admitted and stored, never run.
+no controllers and no kubelet: objects are admitted and stored, never run. Tests that need
+ownerReferences honoured start :func:`garbage_collector` beside it (kube-controller-manager with
+only its garbage collector).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class ControlPlane:
 
 def available() -> str | None:
     """Why the control plane cannot start here (``None`` when it can)."""
-    for name in ("etcd", "kube-apiserver"):
+    for name in ("etcd", "kube-apiserver", "kube-controller-manager"):
         if not (BIN / name).exists():
             return f"{BIN / name} missing: run `make tools`"
     from shutil import which
@@ -202,6 +204,68 @@ def control_plane(
         if api is not None:
             stop(api)
         stop(etcd)
+
+
+@contextmanager
+def garbage_collector(cp: ControlPlane) -> Iterator[None]:
+    """kube-controller-manager running only the garbage collector (dependents leave with their
+    owners), as the admin, serving nothing."""
+    log = cp.workdir / "kube-controller-manager.log"
+    proc = subprocess.Popen(
+        [
+            str(BIN / "kube-controller-manager"),
+            f"--kubeconfig={cp.kubeconfig}",
+            "--controllers=garbagecollector",
+            "--leader-elect=false",
+            "--secure-port=0",
+            "--concurrent-gc-syncs=5",
+            "--v=1",
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        time.sleep(0.5)
+        if proc.poll() is not None:
+            raise RuntimeError(f"kube-controller-manager exited: {log.read_text()[-2000:]}")
+        yield
+    finally:
+        stop(proc)
+
+
+CHART = ROOT / "deploy" / "helm" / "dlc-guard"
+REPORT_CRDS = {
+    "wgpolicyk8s": ("wgpolicyk8s.io_policyreports.yaml", "wgpolicyk8s.io_clusterpolicyreports.yaml"),
+    "openreports": ("openreports.io_reports.yaml", "openreports.io_clusterreports.yaml"),
+}
+
+
+def install_crds(cp: ControlPlane, reports: Sequence[str] = ("wgpolicyk8s",)) -> None:
+    """The chart's own CRDs and the report APIs' CRDs it ships, established."""
+    cp.kubectl("apply", "--server-side", "-f", str(CHART / "crds"))
+    for api in reports:
+        for name in REPORT_CRDS[api]:
+            cp.kubectl("apply", "--server-side", "-f", str(CHART / "files" / "report-crds" / name))
+    cp.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+
+
+def namespace_report(kubectl: Any, ns: str, plural: str = "policyreports") -> dict[str, Any] | None:
+    """dlc-guard's reports in ``ns`` (one per workload) seen as one: their results, each naming
+    its workload in ``resources`` (from the report's scope), and the summed summary.
+    ``kubectl`` is a ControlPlane's or a Product's ``kubectl``."""
+    import json
+
+    r = kubectl("get", plural, "-n", ns, "-l", "app.kubernetes.io/managed-by=dlc-guard", "-o", "json", check=False)
+    items = json.loads(r.stdout).get("items") or [] if r.returncode == 0 else []
+    if not items:
+        return None
+    summary = dict.fromkeys(("pass", "fail", "warn", "error", "skip"), 0)
+    results = []
+    for rep in items:
+        for k, v in (rep.get("summary") or {}).items():
+            summary[k] = summary.get(k, 0) + v
+        results += [{**x, "resources": [rep["scope"]]} for x in rep.get("results") or []]
+    return {"summary": summary, "results": results, "items": items}
 
 
 def deployment(name: str, ns: str, image: str, labels: dict[str, str] | None = None) -> dict[str, Any]:

@@ -14,13 +14,21 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.cluster import ControlPlane, control_plane, deployment, pod, service_account, stop
+from tests.cluster import (
+    ControlPlane,
+    control_plane,
+    deployment,
+    garbage_collector,
+    install_crds,
+    pod,
+    service_account,
+    stop,
+)
 from tests.registry import PYTORCH_26_LABELS, registry
 from tests.test_e2e import (
     CATALOG,
@@ -126,11 +134,14 @@ def denied_by_us(r: Any) -> str:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("bypass")
     users = [service_account(NS, WEBHOOK_SA), service_account(NS, OPERATOR_SA), ALICE]
-    with control_plane(tmp / "control-plane", users) as cp, registry(tmp / "registry") as reg:
+    with (
+        control_plane(tmp / "control-plane", users) as cp,
+        garbage_collector(cp),
+        registry(tmp / "registry") as reg,
+    ):
         cert, key = write_cert(tmp)
         p = Product(cp, tmp, cert, key, reg)
-        crds = Path(__file__).resolve().parent.parent / "deploy" / "helm" / "dlc-guard" / "crds"
-        cp.kubectl("apply", "--server-side", "-f", str(crds))
+        install_crds(cp)
         p.apply(PYTORCHJOB_CRD)
         cp.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         for ns in (NS, TEAM, "other"):

@@ -17,7 +17,17 @@ import yaml
 from controller.cli.main import main
 from controller.kube.client import connect_api
 from controller.scan.cluster import ClusterSource, list_objects
-from tests.cluster import ControlPlane, available, control_plane, deployment, pod, stop
+from tests.cluster import (
+    ControlPlane,
+    available,
+    control_plane,
+    deployment,
+    garbage_collector,
+    install_crds,
+    namespace_report,
+    pod,
+    stop,
+)
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
@@ -30,9 +40,8 @@ NEW = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch:2.13.0-cu133-amzn202
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    with control_plane(tmp_path_factory.mktemp("control-plane")) as cp:
-        cp.kubectl("apply", "-f", str(ROOT / "deploy" / "helm" / "dlc-guard" / "crds"))
-        cp.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    with control_plane(tmp_path_factory.mktemp("control-plane")) as cp, garbage_collector(cp):
+        install_crds(cp)
         docs = [
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ml"}},
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}},
@@ -124,8 +133,7 @@ def operator(cluster: ControlPlane) -> Iterator[subprocess.Popen[str]]:
 
 
 def report(cluster: ControlPlane, ns: str) -> dict[str, Any] | None:
-    res = cluster.kubectl("get", "policyreport", "dlc-guard", "-n", ns, "-o", "json", check=False)
-    return json.loads(res.stdout) if res.returncode == 0 else None
+    return namespace_report(cluster.kubectl, ns)
 
 
 def test_operator_writes_reports_annotations_and_events(cluster: ControlPlane, operator: Any) -> None:
@@ -153,8 +161,8 @@ def test_operator_writes_reports_annotations_and_events(cluster: ControlPlane, o
         ],
     )
     assert {e["involvedObject"]["name"] for e in events} >= {"trainer", "soon"}
-    table = cluster.kubectl("get", "policyreports", "-n", "ml").stdout
-    assert "FAIL" in table.splitlines()[0] and "dlc-guard" in table
+    table = cluster.kubectl("get", "policyreports", "-n", "ml", "-o", "wide").stdout
+    assert "FAIL" in table.splitlines()[0] and "trainer" in table and "Deployment" in table
 
 
 def test_operator_follows_deletes_and_policy_status(cluster: ControlPlane, operator: Any) -> None:

@@ -35,6 +35,9 @@ from tests.cluster import (
     control_plane,
     deployment,
     free_port,
+    garbage_collector,
+    install_crds,
+    namespace_report,
     pod,
     service_account,
     stop,
@@ -177,8 +180,7 @@ class Product:
         wait_for(settled, timeout, what, self)
 
     def report(self, ns: str) -> dict[str, Any] | None:
-        doc = self.get("policyreport", "dlc-guard", "-n", ns)
-        return doc if isinstance(doc, dict) else None
+        return namespace_report(self.kubectl, ns)
 
 
 def wait_for(fn: Callable[[], T | None], timeout: float, what: str, product: Product | None = None) -> T:
@@ -210,6 +212,8 @@ def render_chart(mirror: str, *sets: str) -> list[dict[str, Any]]:
             "policy.catalog.configMap.name=dlc-catalog",
             "--set",
             "webhook.timeoutSeconds=5",
+            "--set",
+            "crds.install=never",  # the harness installed them (install_crds)
             "--set",
             f"policy.mirrors={{{mirror}}}",
             *extra,
@@ -245,11 +249,14 @@ def catalog_config_map(catalog: dict[str, Any]) -> dict[str, Any]:
 def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
     tmp = tmp_path_factory.mktemp("e2e")
     users = [service_account(NS, WEBHOOK_SA), service_account(NS, OPERATOR_SA)]
-    with control_plane(tmp / "control-plane", users) as cp, registry(tmp / "registry") as reg:
+    with (
+        control_plane(tmp / "control-plane", users) as cp,
+        garbage_collector(cp),
+        registry(tmp / "registry") as reg,
+    ):
         cert, key = write_cert(tmp)
         p = Product(cp, tmp, cert, key, reg)
-        cp.kubectl("apply", "--server-side", "-f", str(ROOT / "deploy" / "helm" / "dlc-guard" / "crds"))
-        cp.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        install_crds(cp)
         for ns in (NS, "ml", "team-a", "sandbox", "lab", "bulk"):
             cp.kubectl("create", "namespace", ns)
         cp.kubectl("label", "namespace", "lab", "tier=research")
@@ -418,8 +425,8 @@ def test_operator_reports_annotates_and_records_events_for_existing_workloads(pr
         return any(e["reason"] == "DLCImageUnsupported" for e in events.get("items", []))
 
     wait_for(event, 30, "a DLCImageUnsupported event", product)
-    listed = product.kubectl("get", "policyreports", "-n", "ml").stdout
-    assert "dlc-guard" in listed
+    listed = product.kubectl("get", "policyreports", "-n", "ml", "-o", "wide").stdout
+    assert "trainer" in listed and "Deployment" in listed
 
 
 def test_a_catalog_change_moves_expiring_to_unsupported(product: Product) -> None:

@@ -54,7 +54,7 @@ class ReportSettings:
     writes_per_second: float = 20.0
     burst: int = 20
     concurrency: int = 4
-    rediscover_seconds: float = 60.0
+    rediscover_seconds: float = 10.0
     max_pause: float = 30.0
 
 
