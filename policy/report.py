@@ -278,6 +278,8 @@ class ReportBook:
         self._held: dict[Key, str] = {}
         self._counts: dict[Key, tuple[int, ...]] = {}
         self._pending: dict[Key, Pending] = {}
+        self._flight: dict[Key, str] = {}
+        """Fingerprints of the writes taken and not yet reported back."""
         self._totals: dict[str, list[int]] = {}
 
     # -- what should be -------------------------------------------------------------------
@@ -287,9 +289,9 @@ class ReportBook:
             return self.remove(ref)
         key = (ref.namespace, ref.report_name)
         fp = fingerprint(ref, results)
-        if self._held.get(key) == fp:
+        if self._landing(key) == fp:
             self._pending.pop(key, None)
-            return False
+            return False  # held already, or on its way there
         pending = self._pending.get(key)
         if pending is not None and pending.fingerprint == fp:
             return True
@@ -298,20 +300,28 @@ class ReportBook:
         return True
 
     def remove(self, ref: WorkloadRef) -> bool:
-        """The workload has no report any more (deleted, exempt, or no DLC image left)."""
+        """The workload has no report any more (exempt, or no DLC image left)."""
         key = (ref.namespace, ref.report_name)
-        if key not in self._held:
+        if self._landing(key) is None:
             self._pending.pop(key, None)
             return False
-        if not (key in self._pending and self._pending[key].delete):
+        pending = self._pending.get(key)
+        if pending is None or not pending.delete:
             self._pending.pop(key, None)
             self._pending[key] = Pending(ref, [], "")
         return True
+
+    def _landing(self, key: Key) -> str | None:
+        """The fingerprint the API holds once the write in flight lands (``None``: no report)."""
+        if key in self._flight:
+            return self._flight[key] or None
+        return self._held.get(key)
 
     def forget(self, ref: WorkloadRef) -> None:
         """The workload is gone and its report goes with it (garbage collection): nothing to write."""
         key = (ref.namespace, ref.report_name)
         self._pending.pop(key, None)
+        self._flight.pop(key, None)
         self._drop_held(key)
 
     # -- what is ----------------------------------------------------------------------------
@@ -325,6 +335,7 @@ class ReportBook:
 
     def written(self, item: Pending) -> None:
         key = (item.ref.namespace, item.ref.report_name)
+        self._landed(key, item)
         if item.delete:
             self._drop_held(key)
         else:
@@ -333,14 +344,21 @@ class ReportBook:
     def failed(self, item: Pending) -> None:
         """A write that did not go through is tried again, unless a newer state replaced it."""
         key = (item.ref.namespace, item.ref.report_name)
+        self._landed(key, item)
         self._pending.setdefault(key, item)
 
     def take(self, n: int) -> list[Pending]:
         """Up to ``n`` writes, oldest first; they leave the queue until ``failed`` puts them back."""
         out = []
         for key in list(self._pending)[: max(n, 0)]:
-            out.append(self._pending.pop(key))
+            item = self._pending.pop(key)
+            self._flight[key] = item.fingerprint
+            out.append(item)
         return out
+
+    def _landed(self, key: Key, item: Pending) -> None:
+        if self._flight.get(key) == item.fingerprint:
+            del self._flight[key]
 
     # -- reading ----------------------------------------------------------------------------
     @property

@@ -92,3 +92,23 @@ def test_the_namespace_summary_stays_five_numbers_however_many_reports() -> None
         book.forget(ref(f"w{i}"))
     assert book.reports("ml") == 1500
     assert sum(book.summary("ml").values()) == 1500
+
+
+def test_a_change_seen_again_while_its_write_is_in_flight_is_written_once() -> None:
+    book = ReportBook()
+    book.put(ref("a"), [FAIL])
+    (item,) = book.take(1)
+    assert not book.put(ref("a"), [FAIL]), "the same state is already on its way"
+    book.written(item)
+    assert book.backlog == 0
+    # but a newer state while in flight is written after it
+    book.put(ref("a"), [PASS])
+    (item,) = book.take(1)
+    assert book.put(ref("a"), [FAIL])
+    book.written(item)
+    assert [i.results for i in book.pending()] == [[FAIL]]
+    # a failed flight comes back
+    (item,) = book.take(1)
+    book.failed(item)
+    assert book.put(ref("a"), [FAIL]), "still to write"
+    assert book.backlog == 1
