@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +61,9 @@ SEVERITY = {
     "supported": "info",
 }
 OUTCOMES = ("pass", "fail", "warn", "error", "skip")
+COUNTDOWN = re.compile(r" \(in \d+ days?\)")
+"""The engine's "(in 59 days)": right in a warning, but a report that said it would change every
+day; the date beside it says the same and stays."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +194,7 @@ def results_for(j: Judgement, timestamp: int) -> list[Entry]:
             ("exception", f.exception or ""),
             ("licenseNotice", next((n.message for n in r.notices if n.code == "ANACONDA_LICENSE"), "")),
         )
-        message = f"container {f.container.name!r} image {r.image} is {r.verdict}: {r.summary}"
+        message = f"container {f.container.name!r} image {r.image} is {r.verdict}: {COUNTDOWN.sub('', r.summary)}"
         if r.recommendation and r.verdict != "supported":
             message += f"; use {r.recommendation}"
         out.append(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from sys import intern
 from typing import Any
 
 __all__ = ["BUILTIN_KINDS", "DEFAULT_CUSTOM_KINDS", "Container", "containers_of", "controlled_by", "pod_spec_paths"]
@@ -119,6 +120,6 @@ def containers_of(obj: Mapping[str, Any], paths: tuple[str, ...]) -> list[Contai
                     if type(image) is str:
                         name = c.get("name")
                         out.append(
-                            Container(fld, name if type(name) is str else f"#{i}", image, f"{at}.{fld}[{i}].image")
+                            Container(fld, name if type(name) is str else f"#{i}", image, intern(f"{at}.{fld}[{i}].image"))
                         )
     return out

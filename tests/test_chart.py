@@ -285,6 +285,8 @@ def test_rbac_grants_each_component_only_what_it_uses(default: list[dict[str, An
     assert operator == {
         ("*", "wgpolicyk8s.io", "policyreports"): READ | {"create", "patch", "delete"},
         ("*", "wgpolicyk8s.io", "clusterpolicyreports"): READ | {"create", "patch", "delete"},
+        ("*", "openreports.io", "reports"): READ | {"create", "patch", "delete"},
+        ("*", "openreports.io", "clusterreports"): READ | {"create", "patch", "delete"},
         ("*", "", "events"): {"create", "patch"},
         ("*", "events.k8s.io", "events"): {"create", "patch"},
         ("*", "dlcguard.io", "dlcguardpolicies"): READ,

@@ -209,3 +209,16 @@ def test_an_event_names_every_affected_container_within_its_limit() -> None:
     many = c.observe(deployment("many", *[OLD] * 30))
     assert many is not None and many.event is not None
     assert len(many.event.message) <= 1024 and "more)" in many.event.message
+
+
+def test_a_new_day_rewrites_no_report_whose_facts_did_not_change() -> None:
+    c = core()
+    c.observe(deployment("train", SOON))  # expiring: "end of patch ... is 2027-01-21 (in 59 days)"
+    doc = report(c, "train")
+    assert doc is not None and "2027-01-21" in doc["results"][0]["message"]
+    assert "days)" not in doc["results"][0]["message"], "a countdown would change the report every day"
+    write_all(c)
+    for day in (24, 25, 26):
+        changes = c.reevaluate(Engine(default_catalog(), dt.date(2026, 11, day)))
+        assert not any(ch.report_changed for ch in changes)
+    assert c.book.backlog == 0

@@ -311,12 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--report-writes-per-second",
         type=_positive,
-        default=20.0,
+        default=50.0,
         metavar="N",
-        help="pace of report writes, so a change to every workload drains instead of flooding the API (default 20)",
+        help="pace of report writes, so a change to every workload drains instead of flooding the API (default 50)",
     )
     rep.add_argument(
-        "--report-burst", type=_positive_int, default=20, metavar="N", help="writes allowed at once (default 20)"
+        "--report-burst", type=_positive_int, default=50, metavar="N", help="writes allowed at once (default 50)"
     )
     rep.add_argument(
         "--report-concurrency", type=_positive_int, default=4, metavar="N", help="writes in flight (default 4)"

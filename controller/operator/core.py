@@ -89,6 +89,15 @@ class Tracked:
     """Kinds of the object's controllers (when one of them is watched, it is judged instead)."""
 
 
+NO_OWNERS: frozenset[str] = frozenset()
+
+
+def _owner_kinds(refs: Any) -> frozenset[str]:
+    """Kinds of an object's controllers (most objects have none: one shared empty set)."""
+    kinds = [str(r.get("kind")) for r in refs or () if isinstance(r, Mapping) and r.get("controller")]
+    return frozenset(kinds) if kinds else NO_OWNERS
+
+
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     meta = obj.get("metadata")
     return meta if isinstance(meta, Mapping) else {}
@@ -160,11 +169,7 @@ class Core:
             {str(k): str(v) for k, v in raw_labels.items()} if isinstance(raw_labels, Mapping) else {},
             containers_of(obj, paths),
             {k: str(v) for k, v in (raw_ann.items() if isinstance(raw_ann, Mapping) else ()) if k in ANNOTATION_KEYS},
-            frozenset(
-                str(r.get("kind"))
-                for r in meta.get("ownerReferences") or []
-                if isinstance(r, Mapping) and r.get("controller")
-            ),
+            _owner_kinds(meta.get("ownerReferences")),
         )
         old = self.tracked.get((ref.namespace, kind, name))
         if old is not None and old.ref.uid != ref.uid:

@@ -23,6 +23,7 @@ import logging
 import random
 import socket
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import kopf
@@ -36,6 +37,7 @@ from controller.operator.catalogsource import CatalogSource
 from controller.operator.core import Change, Core
 from controller.operator.customkinds import CustomKinds, KindResource, on_loop
 from controller.operator.reports import ReportSettings, ReportWriter
+from controller.operator.writes import WriteQueue
 from controller.registry.resolver import DigestResolver, images_of
 from controller.registry.share import publish
 from policy.catalog import Catalog, default_catalog
@@ -122,6 +124,11 @@ class Runtime:
         self.reports = ReportWriter(
             self.rest, lambda: self.core.book, settings.reports, settings.namespaces, reg, lambda: self.was_active
         )
+        self.queue = WriteQueue(
+            self.reports.limiter,  # one pace for every write
+            settings.reports.concurrency,
+            lambda what, result: self.writes.labels(what, result).inc(),
+        )
         self.policy_status: tuple[str, bool, str, str, Any] | None = None
         """The last status written (name, accepted, reason, message, generation)."""
 
@@ -206,27 +213,19 @@ class Runtime:
         return f"{collection_path(group, version, plural, ref.namespace or None)}/{ref.name}"
 
     async def carry_out(self, change: Change) -> None:
+        """Queue what ``change`` asks for: the handler returns at once, the writers write."""
         if change.report_changed:
             self.reports.wake.set()
         if change.annotations:
             path = self.path_of(change.ref)
             if path is not None:
-                patch = {"metadata": {"annotations": change.annotations}}
-                try:
-                    await asyncio.to_thread(
-                        self.rest.request, "PATCH", path, patch, None, "application/merge-patch+json", True
-                    )
-                    self.writes.labels("annotations", "ok").inc()
-                except ClusterError as exc:
-                    self.writes.labels("annotations", "error").inc()
-                    log.warning("cannot annotate %s: %s", path, exc)
+                self.queue.annotate(path, change.annotations, partial(self.annotate, path))
         if change.event is not None:
-            try:
-                await asyncio.to_thread(self.post_event, change)
-                self.writes.labels("event", "ok").inc()
-            except ClusterError as exc:
-                self.writes.labels("event", "error").inc()
-                log.warning("cannot record an event for %s: %s", change.ref.key, exc)
+            self.queue.event(change.ref.key, partial(self.post_event, change))
+
+    def annotate(self, path: str, annotations: dict[str, str | None]) -> None:
+        patch = {"metadata": {"annotations": annotations}}
+        self.rest.request("PATCH", path, patch, None, "application/merge-patch+json", True)
 
     def post_event(self, change: Change) -> None:
         assert change.event is not None
@@ -381,6 +380,13 @@ def make_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300
+        # kopf gives every object a worker that lives idle_timeout after its last event, holding
+        # that event's body: at first sight of 50,000 workloads all of them at once. Bounded
+        # workers that leave soon keep the peak (and so the RSS) to a few hundred bodies; the
+        # watch waits for a free worker instead of piling bodies up.
+        settings.queueing.worker_limit = 256
+        settings.queueing.idle_timeout = 0.5
+        settings.watching.chunk_size = 500  # list in pages, not in one response of every object
         settings.persistence.finalizer = "dlcguard.io/unused"  # no finalizers: every handler is stateless
         settings.peering.lifetime = _rt().settings.peering_lifetime
         rt = _rt()
@@ -459,6 +465,7 @@ async def background(rt: Runtime, stop: asyncio.Event) -> None:
                     rt.core = Core(rt.new_engine(), rt.core.policy, watched=frozenset())
                     if rt.custom is not None:
                         rt.custom.stop()
+                    rt.queue.clear()  # the working replica writes what is due
                 rt.was_active = False
                 continue
             if not rt.was_active:
@@ -515,6 +522,7 @@ def run(settings: OperatorSettings) -> None:
     async def main() -> None:
         task = asyncio.create_task(background(rt, stop))
         writer = asyncio.create_task(rt.reports.run(stop))
+        queue = asyncio.create_task(rt.queue.run(stop, lambda: rt.was_active))
         rt.reports.on_flavors = rt.restate_policy
         try:
             await kopf.operator(
@@ -532,5 +540,6 @@ def run(settings: OperatorSettings) -> None:
             stop.set()
             await task
             await writer
+            await queue
 
     asyncio.run(main())

@@ -23,6 +23,7 @@ from aiolimiter import AsyncLimiter
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from controller.kube.client import ClusterError, Rest, collection_path
+from controller.operator.writes import sleep as _wait
 from policy.report import (
     FINGERPRINT,
     FLAVORS,
@@ -51,8 +52,8 @@ GIVE_UP = (400, 403, 422)
 @dataclass
 class ReportSettings:
     apis: str = "auto"
-    writes_per_second: float = 20.0
-    burst: int = 20
+    writes_per_second: float = 50.0
+    burst: int = 50
     concurrency: int = 4
     rediscover_seconds: float = 10.0
     max_pause: float = 30.0
@@ -287,13 +288,3 @@ def parse_summary(text: str) -> dict[str, int]:
     if len(parts) != len(OUTCOMES) or not all(p.isdigit() for p in parts):
         return {}
     return dict(zip(OUTCOMES, map(int, parts), strict=True))
-
-
-async def _wait(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
-    """Sleep up to ``seconds``, less when told to stop or to wake."""
-    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
