@@ -379,6 +379,8 @@ def make_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.level = logging.WARNING
+        # kopf logs every handler call at info: a line per workload per event, 50,000 at a restart
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
         settings.watching.server_timeout = 300
         # kopf gives every object a worker that lives idle_timeout after its last event, holding
         # that event's body: at first sight of 50,000 workloads all of them at once. Bounded

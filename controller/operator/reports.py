@@ -17,12 +17,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from aiolimiter import AsyncLimiter
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from controller.kube.client import ClusterError, Rest, collection_path
+from controller.operator.writes import paced
 from controller.operator.writes import sleep as _wait
 from policy.report import (
     FINGERPRINT,
@@ -222,7 +224,6 @@ class ReportWriter:
         """Until ``stop``: discover, seed, then write what the book holds, paced."""
         s = self.settings
         pause = 0.0
-        slots = asyncio.Semaphore(s.concurrency)
         next_discovery = 0.0
         loop = asyncio.get_running_loop()
         while not stop.is_set():
@@ -245,24 +246,16 @@ class ReportWriter:
                         await asyncio.to_thread(self.rest.request, "DELETE", path, ok_missing=True)
                     self.seeded_book = book
                 self._gauges(book)
-                if pause:
-                    await _wait(stop, asyncio.Event(), pause)
-                    pause = 0.0
                 batch = book.take(s.concurrency)
                 if not batch:
                     self.wake.clear()
                     await _wait(stop, self.wake, 1.0)
                     continue
-                results = []
-                for item in batch:
-                    await self.limiter.acquire()
-                    await slots.acquire()
-                    task = asyncio.create_task(self._one(book, item))
-                    task.add_done_callback(lambda _t: slots.release())
-                    results.append(task)
-                pauses = await asyncio.gather(*results)
-                if any(pauses):
-                    pause = min(max(pauses) * 2 if pause else max(pauses), s.max_pause)
+                asked = await paced(self.limiter, batch, partial(self._one, book))
+                # refused: wait what the server asked, doubling while it goes on refusing
+                pause = min(max(asked, pause * 2), s.max_pause) if asked else 0.0
+                if pause:
+                    await _wait(stop, asyncio.Event(), pause)
             except ClusterError as exc:
                 log.warning("report writer: %s", exc)
                 await _wait(stop, asyncio.Event(), 5.0)

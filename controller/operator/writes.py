@@ -16,18 +16,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiolimiter import AsyncLimiter
 
 from controller.kube.client import ClusterError
 
-__all__ = ["Write", "WriteQueue", "sleep"]
+__all__ = ["Write", "WriteQueue", "paced", "sleep"]
 
 log = logging.getLogger("dlc_guard.operator.writes")
 
+T = TypeVar("T")
 EVENTS_KEPT = 10_000
 """Events waiting beyond this are dropped, oldest first (they announce; the annotations record)."""
 
@@ -104,13 +105,19 @@ class WriteQueue:
                 self.wake.clear()
                 await sleep(stop, self.wake, 1.0)
                 continue
-            tasks = []
-            for w in batch:
-                await self.limiter.acquire()
-                tasks.append(asyncio.create_task(self._one(w)))
-            pauses = await asyncio.gather(*tasks)
-            if any(pauses):
-                await sleep(stop, asyncio.Event(), max(pauses))
+            pause = await paced(self.limiter, batch, self._one)
+            if pause:
+                await sleep(stop, asyncio.Event(), pause)
+
+
+async def paced(limiter: AsyncLimiter, items: list[T], one: Callable[[T], Coroutine[Any, Any, float]]) -> float:
+    """Send ``items`` through ``one`` side by side, each once the bucket gives it a token; the
+    longest pause any of them asked for before the next batch."""
+    tasks: list[asyncio.Task[float]] = []
+    for item in items:
+        await limiter.acquire()
+        tasks.append(asyncio.create_task(one(item)))
+    return max(await asyncio.gather(*tasks), default=0.0)
 
 
 async def sleep(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
