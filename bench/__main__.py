@@ -95,7 +95,11 @@ def markdown(f: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--quick", action="store_true", help="a short run (about two minutes: the operator with 5,000 workloads instead of 50,000)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a short run (about two minutes: the operator with 5,000 workloads, not 50,000)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--hostile", action="store_true", help="only the hostile-load figures (bench/hostile.py)")
     args = parser.parse_args(argv)

@@ -119,7 +119,6 @@ def containers_of(obj: Mapping[str, Any], paths: tuple[str, ...]) -> list[Contai
                     image = c.get("image")
                     if type(image) is str:
                         name = c.get("name")
-                        out.append(
-                            Container(fld, name if type(name) is str else f"#{i}", image, intern(f"{at}.{fld}[{i}].image"))
-                        )
+                        path = intern(f"{at}.{fld}[{i}].image")  # the same few paths, shared
+                        out.append(Container(fld, name if type(name) is str else f"#{i}", image, path))
     return out
