@@ -93,6 +93,7 @@ def cp(tmp_path: Path) -> Iterator[ControlPlane]:
 def helm(cp: ControlPlane, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {
         "PATH": "/usr/bin:/bin",
+        "HOME": str(cp.workdir),  # client-go's discovery cache goes under it, not into the checkout
         "KUBECONFIG": str(cp.kubeconfig),
         "HELM_CACHE_HOME": str(cp.workdir / "helm-cache"),
         "HELM_CONFIG_HOME": str(cp.workdir / "helm-config"),
