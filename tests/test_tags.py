@@ -73,10 +73,29 @@ def test_tag_grammar_never_raises(tag: str) -> None:
         ("3.2-0", "3.2-1"),
         ("0.19.1+amzn2023.a", "0.22.0"),
         ("b9000", "b9522"),
+        ("2.10", "2.10.0"),  # PEP 440 calls them equal; the floating tag sorts first
+        ("1.0dev1", "1.0a1"),
+        ("1.0a1", "1.0b1"),
+        ("1.0b1", "1.0rc1"),
+        ("1.0rc1", "1.0"),
+        ("1.0", "1.0-0"),  # a package release is a post-release
+        ("24.09", "24.10"),
     ],
 )
 def test_version_order(older: str, newer: str) -> None:
     assert parse_version(older) < parse_version(newer)
+
+
+def test_local_parts_do_not_order() -> None:
+    a, b = parse_version("0.19.1+amzn2023.a"), parse_version("0.19.1+amzn2023.b")
+    assert not a < b and not b < a and a.key == b.key
+    assert a != b, "different builds are different versions"
+
+
+@pytest.mark.parametrize("text", ["v2.9", "1!2.0", "2.9.post1", " 2.9", "2.9.0.dev", "2..9", ""])
+def test_versions_are_spelled_as_dlc_tags_spell_them(text: str) -> None:
+    with pytest.raises(InvalidVersion):
+        parse_version(text)
 
 
 def test_version_line_and_errors() -> None:
