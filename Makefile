@@ -36,7 +36,9 @@ all: test
 $(STAMP): pyproject.toml tests/requirements-crosscheck.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	@# setuptools says, on every editable install, that folders named like the package may shadow
+	@# it: here they are the package. Only that module's notice is silenced.
+	PYTHONWARNINGS="ignore:::setuptools.command.editable_wheel" $(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) -m pip install --quiet --no-deps -r tests/requirements-crosscheck.txt
 	touch $(STAMP)
 

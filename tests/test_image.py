@@ -83,6 +83,9 @@ def test_the_wheel_the_image_installs_carries_the_catalog(tmp_path: Path) -> Non
         assert "dlc-guard = controller.cli.main:main" in z.read(entry_points).decode()
         assert "policy/data/catalog.json" in names
         assert not any(n.startswith("tests/") for n in names)
+        meta = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+        assert "License-Expression: Apache-2.0" in meta  # PEP 639, as the image's licenses label
+        assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
         z.extractall(tmp_path / "site")
     site = tmp_path / "site"
     # run from the unpacked wheel alone (dependencies from this environment): the embedded
