@@ -77,8 +77,8 @@ run: $(STAMP)
 test: tools lint typecheck unit
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check policy controller tests scripts bench
-	$(VENV)/bin/ruff format --check policy controller tests scripts bench
+	$(VENV)/bin/ruff check policy controller tests bench
+	$(VENV)/bin/ruff format --check policy controller tests bench
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -92,7 +92,7 @@ e2e: tools $(STAMP)
 
 ## catalog: regenerate the embedded catalog from the upstream data
 catalog: $(STAMP)
-	$(PY) scripts/build_catalog.py $(UPSTREAM) policy/data/catalog.json
+	$(VENV)/bin/dlc-guard catalog import $(UPSTREAM) --out policy/data/catalog.json
 
 ## bench: every benchmark (resolve, webhook vs floor, 50k-pod scan); bench-quick for a short run
 bench: $(STAMP) $(VEGETA)

@@ -24,14 +24,12 @@ from policy.version import parse_version
 
 __all__ = [
     "SEVERITY",
-    "VERDICTS",
     "Engine",
     "Reason",
     "Result",
     "worst",
 ]
 
-VERDICTS = ("unsupported", "unknown", "outdated", "expiring", "supported", "not-dlc", "invalid")
 SEVERITY = {"unsupported": 5, "unknown": 4, "outdated": 3, "expiring": 2, "supported": 1, "advisory": 0, "info": 0}
 # invalid strings are at least as bad as unknown ones; not-dlc is outside the scale
 RANK = {"invalid": 4, "unsupported": 5, "unknown": 4, "outdated": 3, "expiring": 2, "supported": 1, "not-dlc": 0}

@@ -76,11 +76,9 @@ def test_every_upstream_tag_resolves(upstream: Path) -> None:
 
 
 def test_embedded_catalog_is_current(upstream: Path, catalog: Catalog) -> None:
-    """`make catalog` was run after the last change to the importer, overlay or data."""
-    fresh = import_upstream(upstream).document
-    embedded = dict(catalog.document)
-    fresh["source"]["generated"] = embedded["source"]["generated"]
-    assert fresh == embedded
+    """`make catalog` was run after the last change to the importer, overlay or data (the
+    import is reproducible: the same data gives the same catalog, whatever the day)."""
+    assert import_upstream(upstream).document == catalog.document
 
 
 @pytest.mark.parametrize("region", ["us-east-1", "af-south-1", "cn-north-1", "eu-central-2", "mx-central-1"])

@@ -137,9 +137,7 @@ def _image_version(raw: dict[str, Any], first_tag: str, framework: str) -> tuple
     return data_version, None
 
 
-def import_upstream(
-    upstream: Path, overlay: dict[str, Any] | None = None, today: dt.date | None = None
-) -> ImportResult:
+def import_upstream(upstream: Path, overlay: dict[str, Any] | None = None) -> ImportResult:
     """Read an upstream data directory and return a catalog document (not yet validated)."""
     upstream = Path(upstream)
     data_dir = upstream / "data"
@@ -316,7 +314,6 @@ def import_upstream(
             "location": "aws/deep-learning-containers",
             "commit": source_text[0] if source_text else None,
             "date": source_text[1] if len(source_text) > 1 else None,
-            "generated": (today or dt.date.today()).isoformat(),
         },
         "registries": {
             "dlc": dlc_accounts,

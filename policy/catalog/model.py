@@ -2,7 +2,7 @@
 
 A catalog document is JSON (or YAML) of this shape (``schema: dlc-guard.io/catalog/v1``)::
 
-    source:        {kind, location, commit, date, generated}
+    source:        {kind, location, commit, date}   (the upstream data's commit and its date)
     registries:    {dlc: {region: account}, algorithms: {region: account},
                     public: [host/namespace], fixed_accounts: {account: [family]}}
     dependencies:  {python: {"3.10": date}, os: {"ubuntu22.04": date}}
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,11 +188,6 @@ class Catalog:
     """Retired repositories by name."""
     by_repository: dict[str, list[Family]] = field(default_factory=dict)
     accounts: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
-
-    @property
-    def generated(self) -> str | None:
-        value = self.source.get("generated")
-        return str(value) if value is not None else None
 
     def age_days(self, today: dt.date) -> int | None:
         date = self.source.get("date")
@@ -566,8 +561,3 @@ def _index(catalog: Catalog) -> None:
         catalog.accounts.setdefault(account, set()).add(("dlc", region))
     for region, account in catalog.algorithm_accounts.items():
         catalog.accounts.setdefault(account, set()).add(("algorithms", region))
-
-
-def iter_images(catalog: Catalog) -> Iterable[Image]:
-    for fam in catalog.families.values():
-        yield from fam.images
