@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from policy.catalog import Catalog, Family
 from policy.reference import ImageReference
 
-__all__ = ["DEFAULT_PULL_THROUGH", "Location", "Mirror", "canonical_name", "identify"]
+__all__ = ["DEFAULT_PULL_THROUGH", "Location", "Mirror", "canonical_name", "ecr_host", "identify"]
 
 _ECR_HOST = re.compile(
     r"^(?P<account>\d{12})\.dkr(?:\.ecr(?:-fips)?|-ecr)\.(?P<region>[a-z]{2,4}(?:-[a-z]+)+-\d)"
@@ -22,6 +22,13 @@ _ECR_HOST = re.compile(
     r"\.(?:amazonaws\.com(?:\.cn)?|on\.aws|c2s\.ic\.gov|sc2s\.sgov\.gov|csp\.hci\.ic\.gov|cloud\.adc-e\.uk"
     r"|amazonaws\.eu)$"
 )
+
+
+def ecr_host(host: str) -> tuple[str, str] | None:
+    """``(account, region)`` of an ECR registry host, in any partition and dual-stack; ``None``
+    for any other host. One pattern for judging images and for fetching ECR tokens."""
+    m = _ECR_HOST.match(_without_default_port(host.lower()))
+    return (m.group("account"), m.group("region")) if m is not None else None
 
 
 def _without_default_port(host: str) -> str:
@@ -93,9 +100,9 @@ def identify(ref: ImageReference, catalog: Catalog, mirrors: tuple[Mirror, ...] 
     """Return where a DLC reference points, or ``None`` when it is not a DLC registry."""
     host = _without_default_port(ref.registry)
     name = f"{host}/{ref.path}"
-    m = _ECR_HOST.match(host)
-    if m is not None:
-        account, region = m.group("account"), m.group("region")
+    ecr = ecr_host(host)
+    if ecr is not None:
+        account, region = ecr
         repo = ref.path
         families = tuple(catalog.by_repository.get(repo, ()))
         kinds = {kind for kind, _ in catalog.accounts.get(account, ())}

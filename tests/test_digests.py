@@ -130,6 +130,25 @@ def test_ecr_hosts_use_cached_ecr_tokens() -> None:
     assert fake.calls == 1, "a token is reused until shortly before it expires"
     assert creds.for_host("registry.example") is None
 
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "763104351884.dkr-ecr.us-west-2.on.aws",  # dual-stack
+        "763104351884.dkr.ecr-fips.us-gov-west-1.amazonaws.com",
+        "727897471807.dkr.ecr.cn-north-1.amazonaws.com.cn",
+        "763104351884.dkr.ecr.us-west-2.amazonaws.com:443",
+    ],
+)
+def test_every_host_judged_as_ecr_gets_an_ecr_token(host: str) -> None:
+    from policy.catalog import default_catalog
+    from policy.reference import parse_reference
+    from policy.registries import identify
+
+    assert identify(parse_reference(f"{host}/pytorch-training:2.6.0-gpu-py312"), default_catalog()) is not None
+    creds = Credentials({}, EcrTokens(lambda region: _FakeEcr()))
+    assert creds.for_host(host) == ("AWS", "secret-token"), "judged as ECR, so authenticated as ECR"
+
     def broken(region: str) -> Any:
         raise LookupError("ECR needs boto3 (pip install 'dlc-guard[aws]')")
 

@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from policy.registries import ecr_host
+
 __all__ = ["Credentials", "EcrTokens", "parse_docker_config"]
 
-ECR_HOST = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr(-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 
 log = logging.getLogger("dlc_guard.registry")
 
@@ -121,12 +122,13 @@ class Credentials:
         host = host.lower()
         if host in self.docker:
             return self.docker[host]
-        m = ECR_HOST.match(host)
-        if m is not None and self.ecr is not None:
-            return self.ecr.token(m["region"], m["account"])
+        ecr = ecr_host(host)
+        if ecr is not None and self.ecr is not None:
+            account, region = ecr
+            return self.ecr.token(region, account)
         return None
 
     def why_none(self, host: str) -> str:
-        if ECR_HOST.match(host.lower()) and self.ecr is not None and self.ecr.error:
+        if ecr_host(host) and self.ecr is not None and self.ecr.error:
             return self.ecr.error
         return f"no credentials for {host}"
