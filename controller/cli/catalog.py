@@ -8,13 +8,12 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
+from controller.cli.common import EXIT_FAIL, EXIT_OK, Subparsers, UsageError, load_catalog_option
 from policy.catalog import Catalog, CatalogError, load_catalog
 from policy.catalog.diff import diff_catalogs
 
-EXIT_OK, EXIT_FAIL = 0, 1
 
-
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Subparsers[argparse.ArgumentParser]) -> None:
     cat = sub.add_parser("catalog", help="inspect, build and compare catalogs")
     csub = cat.add_subparsers(dest="catalog_command", metavar="SUBCOMMAND", required=True)
 
@@ -44,7 +43,6 @@ def add_parser(sub: Any) -> None:
 
 
 def _load(path: str | None) -> Catalog:
-    from controller.cli.main import load_catalog_option
 
     return load_catalog_option(None if path in (None, "embedded") else path)
 
@@ -54,8 +52,6 @@ def _date(d: dt.date | None) -> str | None:
 
 
 def cmd_info(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
-    from controller.cli.main import UsageError
-
     cat = _load(args.catalog)
     try:
         today = dt.date.fromisoformat(args.as_of) if args.as_of else dt.datetime.now(dt.UTC).date()
@@ -147,7 +143,6 @@ def cmd_show(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: Te
 
 
 def cmd_import(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
-    from controller.cli.main import UsageError
     from policy.catalog.importer import ImportError_, import_upstream, load_overlay
 
     upstream = Path(args.upstream)

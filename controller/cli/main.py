@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import sys
@@ -12,110 +11,26 @@ from typing import Any, TextIO
 
 from controller.cli import catalog as catalog_cli
 from controller.cli import scan as scan_cli
-from controller.registry.resolver import DigestResolver
+from controller.cli.common import (
+    EXIT_FAIL,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    add_engine_options,
+    add_fail_on,
+    date_arg,
+    engine_from_args,
+    nonneg_float,
+    nonneg_int,
+    positive_float,
+    positive_int,
+)
 from controller.registry.setup import AuthConfigError, add_registry_options, resolver_from_args
 from controller.term import COLOURS, RESET, notice_footer, use_colour
 from controller.webhook.limits import Limits
-from policy.catalog import Catalog, CatalogError, default_catalog, load_catalog_file
-from policy.evaluate import RANK, Engine, Result
+from policy.catalog import CatalogError, default_catalog
+from policy.evaluate import RANK, Result
 from policy.policy import PolicyError
-from policy.registries import DEFAULT_PULL_THROUGH, Mirror
-
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-FAIL_LEVELS = ("unsupported", "unknown", "outdated", "expiring", "never")
-
-
-class UsageError(Exception):
-    pass
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-
-
-def _nonneg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be zero or more")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _nonneg(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be one or more")
-    return value
-
-
-def _nonneg_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError("must be a finite number, zero or more")
-    return value
-
-
-def _positive(text: str) -> float:
-    value = _nonneg_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be more than zero")
-    return value
-
-
-def add_engine_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--as-of", type=_date, default=None, metavar="YYYY-MM-DD", help="judge as on this date (default: today, UTC)"
-    )
-    p.add_argument(
-        "--warn-days",
-        type=_nonneg,
-        default=60,
-        metavar="N",
-        help="end of patch within N days makes an image 'expiring' (default 60)",
-    )
-    p.add_argument("--catalog", metavar="FILE", help="catalog file (default: the embedded catalog)")
-    p.add_argument(
-        "--no-anaconda-notice",
-        action="store_true",
-        help="leave out the Anaconda licence notice (ANACONDA_LICENSE) on images no longer maintained",
-    )
-    p.add_argument(
-        "--mirror",
-        action="append",
-        default=[],
-        metavar="PREFIX",
-        help="registry prefix that mirrors DLC repositories (repeatable)",
-    )
-    add_registry_options(p)
-
-
-def add_fail_on(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--fail-on",
-        choices=FAIL_LEVELS,
-        default="unsupported",
-        help="exit 1 when a verdict is at least this severe (default unsupported)",
-    )
-
-
-def load_catalog_option(path: str | None) -> Catalog:
-    return default_catalog() if path is None else load_catalog_file(path)
-
-
-def engine_from_args(args: argparse.Namespace, resolver: DigestResolver | None = None) -> Engine:
-    catalog = load_catalog_option(args.catalog)
-    as_of = args.as_of or dt.datetime.now(dt.UTC).date()
-    book = resolver.book if resolver is not None else None
-    mirrors = (*(Mirror(m) for m in args.mirror), *DEFAULT_PULL_THROUGH)
-    return Engine(catalog, as_of, args.warn_days, mirrors, digests=book, anaconda_notice=not args.no_anaconda_notice)
 
 
 class VersionAction(argparse.Action):
@@ -157,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_fail_on(check)
     check.set_defaults(func=cmd_check)
 
-    scan_cli.add_parser(sub, add_engine_options, add_fail_on)
+    scan_cli.add_parser(sub)
     catalog_cli.add_parser(sub)
 
     wh = sub.add_parser("webhook", help="serve the validating admission webhook over HTTPS")
@@ -180,14 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="follow this DLCGuardPolicy resource through the Kubernetes API (changes apply within seconds)",
     )
     wh.add_argument("--catalog", metavar="FILE", help="catalog file; reloaded when it changes")
-    wh.add_argument("--warn-days", type=_nonneg, default=None, metavar="N", help="override the policy's warnDays")
+    wh.add_argument("--warn-days", type=nonneg_int, default=None, metavar="N", help="override the policy's warnDays")
     wh.add_argument(
         "--namespace",
         default=os.environ.get("POD_NAMESPACE"),
         help="the controller's own namespace (exempt); default $POD_NAMESPACE",
     )
     wh.add_argument(
-        "--as-of", type=_date, default=None, metavar="YYYY-MM-DD", help="fixed evaluation date (tests, replays)"
+        "--as-of", type=date_arg, default=None, metavar="YYYY-MM-DD", help="fixed evaluation date (tests, replays)"
     )
     wh.add_argument("--log-denies", action="store_true", help="log every deny and warn decision (JSON lines)")
     wh.add_argument(
@@ -233,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     limits = wh.add_argument_group("connection limits (see README: Webhook under load)")
     limits.add_argument(
         "--max-connections",
-        type=_positive_int,
+        type=positive_int,
         default=Limits.max_connections,
         metavar="N",
         help=f"open connections at most; at the cap the longest-waiting idle one is closed "
@@ -241,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     limits.add_argument(
         "--body-budget",
-        type=_positive_int,
+        type=positive_int,
         default=Limits.body_bytes >> 20,
         metavar="MIB",
         help=f"request bodies held at once, read or being judged; beyond, 503 (default {Limits.body_bytes >> 20})",
@@ -253,10 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         default = getattr(Limits, field)
         help_text = f"{what} (default {default:g})"
-        limits.add_argument(flag, type=_positive, default=default, metavar="SECONDS", help=help_text)
+        limits.add_argument(flag, type=positive_float, default=default, metavar="SECONDS", help=help_text)
     wh.add_argument(
         "--drain-seconds",
-        type=_nonneg_float,
+        type=nonneg_float,
         default=5.0,
         metavar="SECONDS",
         help="after SIGTERM: unready but still answering this long, then stop (default 5)",
@@ -288,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     op.add_argument("--reevaluate-hours", type=float, default=24.0, help="re-judge everything this often (default 24)")
     op.add_argument("--catalog-refresh-minutes", type=float, default=60.0, help="refresh the catalog this often")
-    op.add_argument("--as-of", type=_date, default=None, metavar="YYYY-MM-DD", help="fixed evaluation date (tests)")
+    op.add_argument("--as-of", type=date_arg, default=None, metavar="YYYY-MM-DD", help="fixed evaluation date (tests)")
     op.add_argument(
         "--controller-namespace",
         default=os.environ.get("POD_NAMESPACE"),
@@ -310,16 +225,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument(
         "--report-writes-per-second",
-        type=_positive,
+        type=positive_float,
         default=50.0,
         metavar="N",
         help="pace of report writes, so a change to every workload drains instead of flooding the API (default 50)",
     )
     rep.add_argument(
-        "--report-burst", type=_positive_int, default=50, metavar="N", help="writes allowed at once (default 50)"
+        "--report-burst", type=positive_int, default=50, metavar="N", help="writes allowed at once (default 50)"
     )
     rep.add_argument(
-        "--report-concurrency", type=_positive_int, default=4, metavar="N", help="writes in flight (default 4)"
+        "--report-concurrency", type=positive_int, default=4, metavar="N", help="writes in flight (default 4)"
     )
     tls = op.add_argument_group("the webhook's certificate (kept by the active replica)")
     tls.add_argument(
@@ -348,9 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
         ("--ca-validity-hours", 3650 * 24.0, "CA lifetime"),
         ("--ca-renew-hours", 365 * 24.0, "stage the next CA this long before the CA expires"),
     ):
-        tls.add_argument(flag, type=_positive, default=default, metavar="HOURS", help=f"{what} (default {default:g})")
+        tls.add_argument(
+            flag, type=positive_float, default=default, metavar="HOURS", help=f"{what} (default {default:g})"
+        )
     tls.add_argument(
-        "--tls-check-seconds", type=_positive, default=30.0, metavar="SECONDS", help="how often (default 30)"
+        "--tls-check-seconds", type=positive_float, default=30.0, metavar="SECONDS", help="how often (default 30)"
     )
     op.set_defaults(func=cmd_operator)
     return parser

@@ -7,6 +7,16 @@ import datetime as dt
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
+from controller.cli.common import (
+    EXIT_FAIL,
+    EXIT_OK,
+    EXIT_USAGE,
+    Subparsers,
+    UsageError,
+    add_engine_options,
+    add_fail_on,
+    load_catalog_option,
+)
 from controller.policyfile import load_policy_file
 from controller.registry.resolver import images_of
 from controller.registry.setup import resolver_from_args
@@ -19,10 +29,8 @@ from policy.exceptions import EXCEPTION_KIND, load_exceptions
 from policy.registries import Mirror
 from policy.workloads import BUILTIN_KINDS
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
-
-def add_parser(sub: Any, add_engine_options: Any, add_fail_on: Any) -> None:
+def add_parser(sub: Subparsers[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "scan",
         help="judge the workloads in manifests or a live cluster",
@@ -74,8 +82,6 @@ def _cluster_items(args: argparse.Namespace, kinds: Iterable[str], stderr: TextI
 
 
 def cmd_scan(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
-    from controller.cli.main import UsageError, load_catalog_option
-
     if args.cluster and args.paths:
         raise UsageError("give either PATHs or --cluster, not both")
     if not args.cluster and not args.paths:
