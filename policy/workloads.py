@@ -13,19 +13,33 @@ from functools import lru_cache
 from sys import intern
 from typing import Any
 
-__all__ = ["BUILTIN_KINDS", "DEFAULT_CUSTOM_KINDS", "Container", "containers_of", "controlled_by", "pod_spec_paths"]
+__all__ = [
+    "BUILTIN_KINDS",
+    "BUILTIN_RESOURCES",
+    "DEFAULT_CUSTOM_KINDS",
+    "Container",
+    "containers_of",
+    "controlled_by",
+    "pod_spec_paths",
+]
 
-BUILTIN_KINDS: dict[str, tuple[str, ...]] = {
-    "Pod": ("spec",),
-    "Deployment": ("spec.template.spec",),
-    "ReplicaSet": ("spec.template.spec",),
-    "StatefulSet": ("spec.template.spec",),
-    "DaemonSet": ("spec.template.spec",),
-    "Job": ("spec.template.spec",),
-    "ReplicationController": ("spec.template.spec",),
-    "CronJob": ("spec.jobTemplate.spec.template.spec",),
-    "PodTemplate": ("template.spec",),
+TEMPLATE = ("spec.template.spec",)
+_BUILTIN: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
+    # kind: (API group, version, plural, where its pod specs sit)
+    "Pod": ("", "v1", "pods", ("spec",)),
+    "Deployment": ("apps", "v1", "deployments", TEMPLATE),
+    "ReplicaSet": ("apps", "v1", "replicasets", TEMPLATE),
+    "StatefulSet": ("apps", "v1", "statefulsets", TEMPLATE),
+    "DaemonSet": ("apps", "v1", "daemonsets", TEMPLATE),
+    "Job": ("batch", "v1", "jobs", TEMPLATE),
+    "ReplicationController": ("", "v1", "replicationcontrollers", TEMPLATE),
+    "CronJob": ("batch", "v1", "cronjobs", ("spec.jobTemplate.spec.template.spec",)),
+    "PodTemplate": ("", "v1", "podtemplates", ("template.spec",)),
 }
+"""The one list of the built-in pod-bearing kinds (the chart's rules are tested against it)."""
+BUILTIN_KINDS: dict[str, tuple[str, ...]] = {kind: k[3] for kind, k in _BUILTIN.items()}
+BUILTIN_RESOURCES: dict[str, tuple[str, str, str]] = {kind: k[:3] for kind, k in _BUILTIN.items()}
+"""kind → (group, version, plural) of its API collection."""
 
 DEFAULT_CUSTOM_KINDS: dict[str, tuple[str, ...]] = {
     "PyTorchJob": ("spec.pytorchReplicaSpecs.*.template.spec",),

@@ -19,8 +19,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from controller.operator.handlers import BUILTIN_RESOURCES
 from policy.policy import load_policy
+from policy.workloads import BUILTIN_RESOURCES
 from tests.cluster import BIN, ControlPlane, available, control_plane
 from tests.conftest import ROOT
 

@@ -45,22 +45,9 @@ from policy.evaluate import Engine
 from policy.exceptions import ExceptionBook, GuardException
 from policy.policy import Policy, PolicyError, load_policy
 from policy.report import WorkloadRef
-from policy.workloads import BUILTIN_KINDS
+from policy.workloads import BUILTIN_RESOURCES
 
 log = logging.getLogger("dlc_guard.operator")
-
-BUILTIN_RESOURCES = {
-    "Pod": ("", "v1", "pods"),
-    "Deployment": ("apps", "v1", "deployments"),
-    "ReplicaSet": ("apps", "v1", "replicasets"),
-    "StatefulSet": ("apps", "v1", "statefulsets"),
-    "DaemonSet": ("apps", "v1", "daemonsets"),
-    "Job": ("batch", "v1", "jobs"),
-    "CronJob": ("batch", "v1", "cronjobs"),
-    "ReplicationController": ("", "v1", "replicationcontrollers"),
-    "PodTemplate": ("", "v1", "podtemplates"),
-}
-assert set(BUILTIN_RESOURCES) == set(BUILTIN_KINDS)
 
 
 @dataclass
