@@ -7,6 +7,7 @@ for the same object. Pure: the object comes in as a mapping, nothing is fetched.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,9 @@ from typing import Any
 from policy.evaluate import Engine, Result
 from policy.policy import Policy, Settings
 from policy.workloads import Container, containers_of, pod_spec_paths
+
+COUNTDOWN = re.compile(r" \(in \d+ days?\)")
+"""The engine's "(in 59 days)": right in a warning, wrong in a record kept past today."""
 
 __all__ = [
     "ANNOTATION_KEYS",
@@ -56,6 +60,19 @@ class Finding:
     """On UPDATE: the same container (same list, same name) already ran this image."""
     exception: str | None = None
     """``namespace/name`` of the DLCGuardException that covers it, if one does."""
+
+    def sentence(self, *, verdict: bool = True, dated: bool = False) -> str:
+        """The finding in words, as every output says it (denials, warnings, reports, Events,
+        SARIF): ``container 'c' image IMG is VERDICT: WHY; use FIX``. ``verdict=False`` leaves
+        out "is VERDICT" (an Event that names it already); ``dated`` drops the engine's "(in N
+        days)", which a stored record would have to rewrite every day."""
+        r = self.result
+        why = COUNTDOWN.sub("", r.summary) if dated else r.summary
+        text = f"container {self.container.name!r} image {r.image}"
+        text += f" is {r.verdict}: {why}" if verdict else f": {why}"
+        if r.recommendation and r.verdict != "supported":
+            text += f"; use {r.recommendation}"
+        return text
 
 
 @dataclass(slots=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,9 +60,6 @@ SEVERITY = {
     "supported": "info",
 }
 OUTCOMES = ("pass", "fail", "warn", "error", "skip")
-COUNTDOWN = re.compile(r" \(in \d+ days?\)")
-"""The engine's "(in 59 days)": right in a warning, but a report that said it would change every
-day; the date beside it says the same and stays."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,9 +190,7 @@ def results_for(j: Judgement, timestamp: int) -> list[Entry]:
             ("exception", f.exception or ""),
             ("licenseNotice", next((n.message for n in r.notices if n.code == "ANACONDA_LICENSE"), "")),
         )
-        message = f"container {f.container.name!r} image {r.image} is {r.verdict}: {COUNTDOWN.sub('', r.summary)}"
-        if r.recommendation and r.verdict != "supported":
-            message += f"; use {r.recommendation}"
+        message = f.sentence(dated=True)  # the same report tomorrow, while nothing changes
         out.append(
             Entry(
                 f.result.main_code,

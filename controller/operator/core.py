@@ -46,11 +46,7 @@ EVENT_MAX = 1024
 def event_message(t: Tracked, verdict: str, culprits: list[Finding]) -> str:
     """Every affected container, one sentence each; those that do not fit are counted."""
     head = f"{t.ref.kind} {t.ref.name} is now {verdict}"
-    parts = []
-    for f in culprits:
-        r = f.result
-        part = f"container {f.container.name!r} image {r.image}: {r.summary}"
-        parts.append(part + (f"; use {r.recommendation}" if r.recommendation else ""))
+    parts = [f.sentence(verdict=False) for f in culprits]  # the head says the verdict
     msg = head + (": " if parts else "")
     for i, part in enumerate(parts):
         rest = len(parts) - i - 1

@@ -135,9 +135,7 @@ def sarif_document(res: ScanResult, tool_version: str) -> dict[str, Any]:
                 "helpUri": DOCS_URL,
                 "defaultConfiguration": {"level": SARIF_LEVEL.get(r.verdict, "note")},
             }
-        message = f"{o.ref} container '{f.container.name}' runs {r.image}, which is {r.verdict}: {r.summary}"
-        if r.recommendation:
-            message += f". Use {r.recommendation}"
+        message = f"{o.ref}: {f.sentence()}"
         entry: dict[str, Any] = {
             "ruleId": code,
             "level": "note" if f.exempt else SARIF_LEVEL.get(r.verdict, "note"),

@@ -273,9 +273,7 @@ def _line(f: Finding, limit: int) -> str:
     """One finding within ``limit`` characters (256 for a warning). When the full sentence is too long,
     the image to move to is kept and the explanation shortened: it is what the user acts on."""
     r = f.result
-    text = f"container {f.container.name!r} image {r.image} is {r.verdict}: {r.summary}"
-    if r.recommendation:
-        text += f"; use {r.recommendation}"
+    text = f.sentence()
     if len(text) <= limit:
         return text
     text = f"{f.container.name}: {r.image} is {r.verdict}" + (f" (EOP {r.eop.isoformat()})" if r.eop else "")
