@@ -186,3 +186,29 @@ def test_operator_follows_deletes_and_policy_status(cluster: ControlPlane, opera
     wait_for("an accepted policy", lambda: (c := condition()) and c["status"] == "True")
     rep = wait_for("expiring now fails", lambda: (r := report(cluster, "ml")) and r["summary"]["fail"] == 2 and r)
     assert {x["properties"]["verdict"] for x in rep["results"] if x["result"] == "fail"} == {"unsupported", "expiring"}
+
+
+def test_operator_reads_a_new_catalog_source_at_once(cluster: ControlPlane, operator: Any) -> None:
+    """The operator refreshes hourly here; a policy that names a new source is read within
+    seconds (as the webhook does), not at the next refresh."""
+    from bench.reports import ended_early
+
+    doc = ended_early(json.loads((ROOT / "policy" / "data" / "catalog.json").read_text()))
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "early", "namespace": "ml"},
+        "data": {"catalog.json": json.dumps(doc)},
+    }
+    cluster.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(cm))
+    source = {"catalog": {"configMap": {"namespace": "ml", "name": "early"}}}
+    cluster.kubectl("patch", "dlcguardpolicy", "default", "--type=merge", "-p", json.dumps({"spec": source}))
+
+    def soon_verdict() -> str | None:
+        rep = report(cluster, "ml") or {}
+        return next(
+            (x["properties"]["verdict"] for x in rep.get("results", []) if x["resources"][0]["name"] == "soon"),
+            None,
+        )
+
+    wait_for("the new catalog's verdict", lambda: soon_verdict() == "unsupported", 30)

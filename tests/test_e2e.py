@@ -430,13 +430,10 @@ def test_operator_reports_annotates_and_records_events_for_existing_workloads(pr
 
 
 def test_a_catalog_change_moves_expiring_to_unsupported(product: Product) -> None:
-    changed = copy.deepcopy(CATALOG)
+    from bench.reports import ended_early
+
     # PyTorch 2.10 reaches end of patch three weeks early (framework and family dates alike)
-    changed["frameworks"]["PyTorch"]["lines"]["2.10"]["eop"] = "2026-11-01"
-    for family in changed["families"].values():
-        if family["framework"] == "PyTorch" and "2.10" in family["lines"]:
-            family["lines"]["2.10"]["eop"] = "2026-11-01"
-    admitted(product, catalog_config_map(changed))
+    admitted(product, catalog_config_map(ended_early(CATALOG)))
     try:
 
         def moved() -> bool:

@@ -93,6 +93,8 @@ class Runtime:
         """Watches of the policy's custom kinds (started with the operator)."""
         self.digests_seen = self.book.version if self.book is not None else 0
         self.last_cert_check = -1e9
+        self.catalog_due = False
+        """The policy named a new catalog source: fetch it on the next background tick."""
         self.policy_generation: Any = None
         self.resources: dict[str, tuple[str, str, str]] = dict(BUILTIN_RESOURCES)
         reg = registry or CollectorRegistry()
@@ -421,8 +423,11 @@ def make_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
             await asyncio.to_thread(rt.set_policy_status, name, False, "Invalid", "; ".join(exc.problems), generation)
             log.warning("policy %s rejected: %s", name, exc)
             return
-        spec = dict(body.get("spec") or {})
-        rt.catalog_source = CatalogSource(spec.get("catalog"))
+        wanted = dict(body.get("spec") or {}).get("catalog")
+        if (wanted or {}) != rt.catalog_source.spec:
+            # a new source is read now, as the webhook does, not at the next refresh (an hour)
+            rt.catalog_source = CatalogSource(wanted if isinstance(wanted, dict) else None)
+            rt.catalog_due = True
         message = "policy accepted"
         if policy.self_service:
             # say it where the admin looks: these exemptions are the workload owner's to take
@@ -469,8 +474,8 @@ async def _background_step(
     rt: Runtime, last_day: dt.date, last_eval: float, last_refresh: float
 ) -> tuple[dt.date, float, float]:
     now = asyncio.get_running_loop().time()
-    if now - last_refresh >= rt.settings.catalog_refresh_seconds:
-        last_refresh = now
+    if rt.catalog_due or now - last_refresh >= rt.settings.catalog_refresh_seconds:
+        last_refresh, rt.catalog_due = now, False
         fresh = await asyncio.to_thread(rt.catalog_source.fetch, rt.rest)
         if fresh.catalog is not None and fresh.changed:
             rt.catalog = fresh.catalog
