@@ -58,41 +58,51 @@ def parse_selector(raw: Any, path: str, problems: list[str]) -> LabelSelector:
     if not isinstance(raw, Mapping):
         problems.append(f"{path}: expected {{matchLabels: …, matchExpressions: […]}}")
         return LabelSelector()
-    reqs: list[Requirement] = []
     for key in raw:
         if key not in ("matchLabels", "matchExpressions"):
             problems.append(f"{path}.{key}: unknown field (expected matchLabels or matchExpressions)")
-    ml = raw.get("matchLabels") or {}
-    if not isinstance(ml, Mapping):
-        problems.append(f"{path}.matchLabels: expected a mapping of label to value")
-    else:
-        for k, v in ml.items():
-            if not isinstance(v, str | int | float | bool) or isinstance(v, bool):
-                problems.append(f"{path}.matchLabels.{k}: expected a string value")
-                continue
-            reqs.append(Requirement(str(k), "In", frozenset({str(v)})))
+    reqs = _match_labels(raw.get("matchLabels") or {}, f"{path}.matchLabels", problems)
     me = raw.get("matchExpressions") or []
     if not isinstance(me, list):
         problems.append(f"{path}.matchExpressions: expected a list")
         me = []
     for i, expr in enumerate(me):
-        p = f"{path}.matchExpressions[{i}]"
-        if not isinstance(expr, Mapping) or not isinstance(expr.get("key"), str) or not expr["key"]:
-            problems.append(f"{p}: expected {{key, operator, values}}")
-            continue
-        op = expr.get("operator")
-        if op not in OPERATORS:
-            problems.append(f"{p}.operator: {op!r} is not one of {list(OPERATORS)}")
-            continue
-        values = expr.get("values") or []
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            problems.append(f"{p}.values: expected a list of strings")
-            continue
-        if op in ("In", "NotIn") and not values:
-            problems.append(f"{p}.values: {op} needs at least one value")
-            continue
-        if op in ("Exists", "DoesNotExist") and values:
-            problems.append(f"{p}.values: {op} takes no values")
-            continue
-        reqs.append(Requirement(expr["key"], op, frozenset(values)))
+        req = _expression(expr, f"{path}.matchExpressions[{i}]", problems)
+        if req is not None:
+            reqs.append(req)
     return LabelSelector(tuple(reqs))
+
+
+def _match_labels(ml: Any, path: str, problems: list[str]) -> list[Requirement]:
+    if not isinstance(ml, Mapping):
+        problems.append(f"{path}: expected a mapping of label to value")
+        return []
+    reqs = []
+    for k, v in ml.items():
+        if not isinstance(v, str | int | float) or isinstance(v, bool):
+            problems.append(f"{path}.{k}: expected a string value")
+            continue
+        reqs.append(Requirement(str(k), "In", frozenset({str(v)})))
+    return reqs
+
+
+def _expression(expr: Any, p: str, problems: list[str]) -> Requirement | None:
+    """One ``matchExpressions`` item, or ``None`` (with the problem said) when it is malformed."""
+    if not isinstance(expr, Mapping) or not isinstance(expr.get("key"), str) or not expr["key"]:
+        problems.append(f"{p}: expected {{key, operator, values}}")
+        return None
+    op = expr.get("operator")
+    values = expr.get("values") or []
+    why = None
+    if op not in OPERATORS:
+        why = f"{p}.operator: {op!r} is not one of {list(OPERATORS)}"
+    elif not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        why = f"{p}.values: expected a list of strings"
+    elif op in ("In", "NotIn") and not values:
+        why = f"{p}.values: {op} needs at least one value"
+    elif op in ("Exists", "DoesNotExist") and values:
+        why = f"{p}.values: {op} takes no values"
+    if why is not None:
+        problems.append(why)
+        return None
+    return Requirement(expr["key"], str(op), frozenset(values))

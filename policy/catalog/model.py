@@ -335,28 +335,37 @@ def _image(c: _Checker, family: str, raw: Any, path: str) -> Image | None:
         c.fail(f"{path}.python", f"{python!r} is not a Python version such as '3.12'")
     cuda = c.string(m.get("cuda"), f"{path}.cuda", required=False)
     os_ = c.string(m.get("os"), f"{path}.os", required=False)
-    build_raw = c.string(m.get("build"), f"{path}.build", required=False)
-    build = None
-    if build_raw is not None:
-        if re.match(r"^\d+(\.\d+)*$", build_raw):
-            build = tuple(int(p) for p in build_raw.split("."))
-        else:
-            c.fail(f"{path}.build", f"{build_raw!r} is not a release number such as '1.8'")
+    build = _build(c, m.get("build"), f"{path}.build")
     extras_raw = c.mapping(m.get("extras"), f"{path}.extras", required=False)
     extras = tuple(sorted((str(k), str(v)) for k, v in extras_raw.items()))
-    tags = c.seq(m.get("tags"), f"{path}.tags")
-    if not tags:
-        c.fail(f"{path}.tags", "an image needs at least one tag")
-    clean_tags: list[str] = []
-    for i, tag in enumerate(tags):
-        if not isinstance(tag, str) or not re.match(r"^[\w][\w.-]{0,127}$", tag):
-            c.fail(f"{path}.tags[{i}]", f"{tag!r} is not a valid tag")
-        else:
-            clean_tags.append(tag)
+    clean_tags = _tags(c, m.get("tags"), f"{path}.tags")
     if version is None or accelerator is None or platform is None or not clean_tags:
         return None
     flavor = c.string(m.get("flavor"), f"{path}.flavor", required=False) or ""
     return Image(family, version, accelerator, platform, python, cuda, os_, build, extras, tuple(clean_tags), flavor)
+
+
+def _build(c: _Checker, raw: Any, path: str) -> tuple[int, ...] | None:
+    text = c.string(raw, path, required=False)
+    if text is None:
+        return None
+    if re.match(r"^\d+(\.\d+)*$", text):
+        return tuple(int(p) for p in text.split("."))
+    c.fail(path, f"{text!r} is not a release number such as '1.8'")
+    return None
+
+
+def _tags(c: _Checker, raw: Any, path: str) -> list[str]:
+    tags = c.seq(raw, path)
+    if not tags:
+        c.fail(path, "an image needs at least one tag")
+    clean: list[str] = []
+    for i, tag in enumerate(tags):
+        if not isinstance(tag, str) or not re.match(r"^[\w][\w.-]{0,127}$", tag):
+            c.fail(f"{path}[{i}]", f"{tag!r} is not a valid tag")
+        else:
+            clean.append(tag)
+    return clean
 
 
 def _advisory(c: _Checker, raw: Any, path: str) -> Advisory | None:
@@ -434,75 +443,11 @@ def load_catalog(document: Any, origin: str = "catalog") -> Catalog:
     dlc_accounts = _accounts(c, regs.get("dlc"), "registries.dlc")
     algorithm_accounts = _accounts(c, regs.get("algorithms", {}), "registries.algorithms")
     public = tuple(str(p).rstrip("/") for p in c.seq(regs.get("public"), "registries.public", required=False))
-    fixed: dict[str, frozenset[str]] = {}
-    for account, fams in c.mapping(regs.get("fixed_accounts"), "registries.fixed_accounts", required=False).items():
-        if not _ACCOUNT_RE.match(str(account)):
-            c.fail(f"registries.fixed_accounts.{account}", "account must be 12 digits")
-        fixed[str(account)] = frozenset(str(f) for f in c.seq(fams, f"registries.fixed_accounts.{account}"))
-
+    fixed = _fixed_accounts(c, regs.get("fixed_accounts"))
     deps = c.mapping(doc.get("dependencies"), "dependencies")
-    python_eos: dict[str, dt.date] = {}
-    for ver, date in c.mapping(deps.get("python"), "dependencies.python").items():
-        if not re.match(r"^\d\.\d+$", str(ver)):
-            c.fail(f"dependencies.python.{ver}", "Python version must be MAJOR.MINOR")
-        d = c.date(date, f"dependencies.python.{ver}")
-        if d is not None:
-            python_eos[str(ver)] = d
-    os_eos: dict[str, dt.date] = {}
-    for name, date in c.mapping(deps.get("os"), "dependencies.os").items():
-        d = c.date(date, f"dependencies.os.{name}")
-        if d is not None:
-            os_eos[str(name)] = d
-
-    frameworks: dict[str, Framework] = {}
-    for name, raw in c.mapping(doc.get("frameworks"), "frameworks", required=False).items():
-        fm = c.mapping(raw, f"frameworks.{name}")
-        frameworks[name] = Framework(
-            name,
-            c.boolean(fm.get("latest_only"), f"frameworks.{name}.latest_only", False),
-            _lines(c, fm.get("lines"), f"frameworks.{name}.lines"),
-        )
-
-    families: dict[str, Family] = {}
-    fams_raw = c.mapping(doc.get("families"), "families")
-    if not fams_raw and "families" in doc:
-        c.fail("families", "the catalog has no image families")
-    for name, raw in fams_raw.items():
-        p = f"families.{name}"
-        fm = c.mapping(raw, p)
-        repo = c.string(fm.get("repository"), f"{p}.repository")
-        if repo is not None and not _REPO_RE.match(repo):
-            c.fail(f"{p}.repository", f"{repo!r} is not a valid repository name")
-        framework = c.string(fm.get("framework"), f"{p}.framework")
-        registry = c.string(fm.get("registry"), f"{p}.registry") or "dlc"
-        if registry not in ("dlc", "algorithms"):
-            c.fail(f"{p}.registry", f"{registry!r} must be 'dlc' or 'algorithms'")
-        default_platform = c.string(fm.get("default_platform"), f"{p}.default_platform", required=False) or "sagemaker"
-        if default_platform not in PLATFORMS:
-            c.fail(f"{p}.default_platform", f"{default_platform!r} is not one of {sorted(PLATFORMS)}")
-        images = [
-            img
-            for i, r in enumerate(c.seq(fm.get("images"), f"{p}.images"))
-            if (img := _image(c, name, r, f"{p}.images[{i}]")) is not None
-        ]
-        if not images and isinstance(fm.get("images"), list):
-            c.fail(f"{p}.images", "a family needs at least one image")
-        if repo is None or framework is None:
-            continue
-        fam = Family(
-            name=name,
-            repository=repo,
-            framework=framework,
-            registry=registry,
-            public=c.boolean(fm.get("public"), f"{p}.public", False),
-            default_platform=default_platform,
-            version_token=c.string(fm.get("version_token"), f"{p}.version_token", required=False),
-            lines=_lines(c, fm.get("lines"), f"{p}.lines"),
-            images=sorted(images, key=lambda im: im.order),
-            group=c.string(fm.get("group"), f"{p}.group", required=False),
-        )
-        families[name] = fam
-
+    python_eos, os_eos = _python_dates(c, deps.get("python")), _os_dates(c, deps.get("os"))
+    frameworks = _frameworks(c, doc.get("frameworks"))
+    families = _families(c, doc)
     advisories = tuple(
         a
         for i, raw in enumerate(c.seq(doc.get("advisories"), "advisories", required=False))
@@ -514,17 +459,7 @@ def load_catalog(document: Any, origin: str = "catalog") -> Catalog:
     for account, fams in fixed.items():
         for f in fams - set(families):
             c.fail(f"registries.fixed_accounts.{account}", f"names unknown family {f!r}")
-    retired: dict[str, Retired] = {}
-    repositories = {f.repository for f in families.values()}
-    for i, raw in enumerate(c.seq(doc.get("retired"), "retired", required=False)):
-        r = _retired(c, raw, f"retired[{i}]")
-        if r is None:
-            continue
-        if r.repository in retired:
-            c.fail(f"retired[{i}].repository", f"{r.repository!r} is listed twice")
-        if r.successor is not None and r.successor not in repositories:
-            c.fail(f"retired[{i}].successor", f"{r.successor!r} is not a repository of the catalog")
-        retired[r.repository] = r
+    retired = _retired_all(c, doc.get("retired"), {f.repository for f in families.values()})
     if c.problems:
         raise CatalogError(c.problems, origin)
     catalog = Catalog(
@@ -543,6 +478,108 @@ def load_catalog(document: Any, origin: str = "catalog") -> Catalog:
     )
     _index(catalog)
     return catalog
+
+
+def _fixed_accounts(c: _Checker, raw: Any) -> dict[str, frozenset[str]]:
+    fixed: dict[str, frozenset[str]] = {}
+    for account, fams in c.mapping(raw, "registries.fixed_accounts", required=False).items():
+        if not _ACCOUNT_RE.match(str(account)):
+            c.fail(f"registries.fixed_accounts.{account}", "account must be 12 digits")
+        fixed[str(account)] = frozenset(str(f) for f in c.seq(fams, f"registries.fixed_accounts.{account}"))
+    return fixed
+
+
+def _python_dates(c: _Checker, raw: Any) -> dict[str, dt.date]:
+    out: dict[str, dt.date] = {}
+    for ver, date in c.mapping(raw, "dependencies.python").items():
+        if not re.match(r"^\d\.\d+$", str(ver)):
+            c.fail(f"dependencies.python.{ver}", "Python version must be MAJOR.MINOR")
+        d = c.date(date, f"dependencies.python.{ver}")
+        if d is not None:
+            out[str(ver)] = d
+    return out
+
+
+def _os_dates(c: _Checker, raw: Any) -> dict[str, dt.date]:
+    out: dict[str, dt.date] = {}
+    for name, date in c.mapping(raw, "dependencies.os").items():
+        d = c.date(date, f"dependencies.os.{name}")
+        if d is not None:
+            out[str(name)] = d
+    return out
+
+
+def _frameworks(c: _Checker, raw: Any) -> dict[str, Framework]:
+    frameworks: dict[str, Framework] = {}
+    for name, item in c.mapping(raw, "frameworks", required=False).items():
+        fm = c.mapping(item, f"frameworks.{name}")
+        frameworks[name] = Framework(
+            name,
+            c.boolean(fm.get("latest_only"), f"frameworks.{name}.latest_only", False),
+            _lines(c, fm.get("lines"), f"frameworks.{name}.lines"),
+        )
+    return frameworks
+
+
+def _families(c: _Checker, doc: Mapping[str, Any]) -> dict[str, Family]:
+    families: dict[str, Family] = {}
+    fams_raw = c.mapping(doc.get("families"), "families")
+    if not fams_raw and "families" in doc:
+        c.fail("families", "the catalog has no image families")
+    for name, raw in fams_raw.items():
+        fam = _family(c, name, raw, f"families.{name}")
+        if fam is not None:
+            families[name] = fam
+    return families
+
+
+def _family(c: _Checker, name: str, raw: Any, p: str) -> Family | None:
+    fm = c.mapping(raw, p)
+    repo = c.string(fm.get("repository"), f"{p}.repository")
+    if repo is not None and not _REPO_RE.match(repo):
+        c.fail(f"{p}.repository", f"{repo!r} is not a valid repository name")
+    framework = c.string(fm.get("framework"), f"{p}.framework")
+    registry = c.string(fm.get("registry"), f"{p}.registry") or "dlc"
+    if registry not in ("dlc", "algorithms"):
+        c.fail(f"{p}.registry", f"{registry!r} must be 'dlc' or 'algorithms'")
+    default_platform = c.string(fm.get("default_platform"), f"{p}.default_platform", required=False) or "sagemaker"
+    if default_platform not in PLATFORMS:
+        c.fail(f"{p}.default_platform", f"{default_platform!r} is not one of {sorted(PLATFORMS)}")
+    images = [
+        img
+        for i, r in enumerate(c.seq(fm.get("images"), f"{p}.images"))
+        if (img := _image(c, name, r, f"{p}.images[{i}]")) is not None
+    ]
+    if not images and isinstance(fm.get("images"), list):
+        c.fail(f"{p}.images", "a family needs at least one image")
+    if repo is None or framework is None:
+        return None
+    return Family(
+        name=name,
+        repository=repo,
+        framework=framework,
+        registry=registry,
+        public=c.boolean(fm.get("public"), f"{p}.public", False),
+        default_platform=default_platform,
+        version_token=c.string(fm.get("version_token"), f"{p}.version_token", required=False),
+        lines=_lines(c, fm.get("lines"), f"{p}.lines"),
+        images=sorted(images, key=lambda im: im.order),
+        group=c.string(fm.get("group"), f"{p}.group", required=False),
+    )
+
+
+def _retired_all(c: _Checker, raw: Any, repositories: set[str]) -> dict[str, Retired]:
+    retired: dict[str, Retired] = {}
+    for i, item in enumerate(c.seq(raw, "retired", required=False)):
+        r = _retired(c, item, f"retired[{i}]")
+        if r is None:
+            continue
+        if r.repository in retired:
+            c.fail(f"retired[{i}].repository", f"{r.repository!r} is listed twice")
+        if r.successor is not None and r.successor not in repositories:
+            c.fail(f"retired[{i}].successor", f"{r.successor!r} is not a repository of the catalog")
+        retired[r.repository] = r
+    return retired
 
 
 def _index(catalog: Catalog) -> None:
