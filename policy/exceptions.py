@@ -116,6 +116,25 @@ def load_exception(doc: Any, origin: str | None = None) -> GuardException:
     namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
     origin = origin or f"{EXCEPTION_KIND} {namespace}/{name}"
     problems: list[str] = []
+    _check_header(doc, namespace, name, problems)
+    spec = doc.get("spec")
+    if not isinstance(spec, Mapping):
+        raise ExceptionError([*problems, "spec: expected a mapping"], origin)
+    for key in spec:
+        if key not in ("reason", "expires", "images", "containers", "match", "namespaces"):
+            problems.append(f"spec.{key}: unknown field")
+    reason = _reason(spec.get("reason"), problems)
+    expires = _expires(spec.get("expires"), problems)
+    images = _globs(spec.get("images"), "spec.images", problems, required=True)
+    containers = _globs(spec.get("containers"), "spec.containers", problems)
+    namespaces = _globs(spec.get("namespaces"), "spec.namespaces", problems)
+    names, selector = _match(spec.get("match") or {}, problems)
+    if problems or expires is None:
+        raise ExceptionError(problems, origin)
+    return GuardException(namespace, name, reason.strip(), expires, images, containers, names, selector, namespaces)
+
+
+def _check_header(doc: Mapping[str, Any], namespace: str, name: str, problems: list[str]) -> None:
     if doc.get("apiVersion", EXCEPTION_API) != EXCEPTION_API:
         problems.append(f"apiVersion: expected {EXCEPTION_API!r}, got {doc.get('apiVersion')!r}")
     if doc.get("kind", EXCEPTION_KIND) != EXCEPTION_KIND:
@@ -124,45 +143,40 @@ def load_exception(doc: Any, origin: str | None = None) -> GuardException:
         problems.append("metadata.namespace: required (exceptions are namespaced)")
     if not name:
         problems.append("metadata.name: required")
-    spec = doc.get("spec")
-    if not isinstance(spec, Mapping):
-        raise ExceptionError([*problems, "spec: expected a mapping"], origin)
-    for key in spec:
-        if key not in ("reason", "expires", "images", "containers", "match", "namespaces"):
-            problems.append(f"spec.{key}: unknown field")
-    reason = spec.get("reason")
+
+
+def _reason(reason: Any, problems: list[str]) -> str:
     if not isinstance(reason, str) or not reason.strip():
         problems.append("spec.reason: required (say why, e.g. the ticket that tracks the migration)")
-        reason = ""
-    elif len(reason) > REASON_MAX:
+        return ""
+    if len(reason) > REASON_MAX:
         problems.append(f"spec.reason: at most {REASON_MAX} characters")
-    expires: dt.date | None = None
-    raw_exp = spec.get("expires")
-    if raw_exp is None:
+    return reason
+
+
+def _expires(raw: Any, problems: list[str]) -> dt.date | None:
+    if raw is None:
         problems.append("spec.expires: required (YYYY-MM-DD, the last day the exception applies)")
-    else:
-        try:
-            expires = raw_exp if isinstance(raw_exp, dt.date) else dt.date.fromisoformat(str(raw_exp))
-        except ValueError:
-            problems.append(f"spec.expires: {raw_exp!r} is not a date (YYYY-MM-DD)")
-    images = _globs(spec.get("images"), "spec.images", problems, required=True)
-    containers = _globs(spec.get("containers"), "spec.containers", problems)
-    namespaces = _globs(spec.get("namespaces"), "spec.namespaces", problems)
-    match = spec.get("match") or {}
-    names: tuple[str, ...] = ()
-    selector = None
+        return None
+    try:
+        return raw if isinstance(raw, dt.date) else dt.date.fromisoformat(str(raw))
+    except ValueError:
+        problems.append(f"spec.expires: {raw!r} is not a date (YYYY-MM-DD)")
+        return None
+
+
+def _match(match: Any, problems: list[str]) -> tuple[tuple[str, ...], LabelSelector | None]:
     if not isinstance(match, Mapping):
         problems.append("spec.match: expected a mapping {names, selector}")
-    else:
-        for key in match:
-            if key not in ("names", "selector"):
-                problems.append(f"spec.match.{key}: unknown field")
-        names = _globs(match.get("names"), "spec.match.names", problems)
-        if match.get("selector") is not None:
-            selector = parse_selector(match["selector"], "spec.match.selector", problems)
-    if problems or expires is None:
-        raise ExceptionError(problems, origin)
-    return GuardException(namespace, name, reason.strip(), expires, images, containers, names, selector, namespaces)
+        return (), None
+    for key in match:
+        if key not in ("names", "selector"):
+            problems.append(f"spec.match.{key}: unknown field")
+    names = _globs(match.get("names"), "spec.match.names", problems)
+    selector = None
+    if match.get("selector") is not None:
+        selector = parse_selector(match["selector"], "spec.match.selector", problems)
+    return names, selector
 
 
 def load_exceptions(docs: Iterable[Any]) -> tuple[tuple[GuardException, ...], list[str]]:

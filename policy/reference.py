@@ -166,19 +166,7 @@ def _explain(text: str) -> None:
             raise InvalidReference(text, f"character {ch!r} is not allowed", i)
     rest, at, digest = text.partition("@")
     if at:
-        if "@" in digest:
-            raise InvalidReference(text, "more than one '@'", len(rest) + 1 + digest.index("@"))
-        algo, sep, hexpart = digest.partition(":")
-        dpos = len(rest) + 1
-        if not sep:
-            raise InvalidReference(text, "digest must be ALGORITHM:HEX, e.g. sha256:<64 hex digits>", dpos)
-        if not _DIGEST_ALGO_RE.match(algo):
-            raise InvalidReference(text, f"digest algorithm {algo!r} is not valid", dpos)
-        if not hexpart or not _HEX_RE.match(hexpart):
-            raise InvalidReference(text, "digest must be hexadecimal", dpos + len(algo) + 1)
-        if len(hexpart) < 32:
-            raise InvalidReference(text, "digest is shorter than 32 hex digits", dpos + len(algo) + 1)
-        _check_digest(text, digest, dpos)
+        _explain_digest(text, rest, digest)
     # separate a tag: the last ':' after the last '/'
     slash = rest.rfind("/")
     colon = rest.rfind(":")
@@ -186,21 +174,45 @@ def _explain(text: str) -> None:
     if colon > slash:
         name, tag = rest[:colon], rest[colon + 1 :]
     if tag is not None:
-        tpos = len(name) + 1
-        if tag == "":
-            raise InvalidReference(text, "empty tag after ':'", tpos)
-        if len(tag) > TAG_MAX:
-            raise InvalidReference(text, f"tag is {len(tag)} characters long (at most {TAG_MAX})", tpos)
-        if not _TAG_RE.match(tag):
-            bad = next((i for i, c in enumerate(tag) if not (c.isalnum() or c in "_.-")), 0)
-            what = (
-                "tag must start with a letter, digit or '_'"
-                if bad == 0
-                else f"character {tag[bad]!r} is not allowed in a tag"
-            )
-            raise InvalidReference(text, what, tpos + bad)
+        _explain_tag(text, tag, len(name) + 1)
     if name == "":
         raise InvalidReference(text, "no repository name", 0)
+    _explain_name(text, name)
+    raise InvalidReference(text, "does not match the reference grammar")
+
+
+def _explain_digest(text: str, rest: str, digest: str) -> None:
+    if "@" in digest:
+        raise InvalidReference(text, "more than one '@'", len(rest) + 1 + digest.index("@"))
+    algo, sep, hexpart = digest.partition(":")
+    dpos = len(rest) + 1
+    if not sep:
+        raise InvalidReference(text, "digest must be ALGORITHM:HEX, e.g. sha256:<64 hex digits>", dpos)
+    if not _DIGEST_ALGO_RE.match(algo):
+        raise InvalidReference(text, f"digest algorithm {algo!r} is not valid", dpos)
+    if not hexpart or not _HEX_RE.match(hexpart):
+        raise InvalidReference(text, "digest must be hexadecimal", dpos + len(algo) + 1)
+    if len(hexpart) < 32:
+        raise InvalidReference(text, "digest is shorter than 32 hex digits", dpos + len(algo) + 1)
+    _check_digest(text, digest, dpos)
+
+
+def _explain_tag(text: str, tag: str, tpos: int) -> None:
+    if tag == "":
+        raise InvalidReference(text, "empty tag after ':'", tpos)
+    if len(tag) > TAG_MAX:
+        raise InvalidReference(text, f"tag is {len(tag)} characters long (at most {TAG_MAX})", tpos)
+    if not _TAG_RE.match(tag):
+        bad = next((i for i, c in enumerate(tag) if not (c.isalnum() or c in "_.-")), 0)
+        what = (
+            "tag must start with a letter, digit or '_'"
+            if bad == 0
+            else f"character {tag[bad]!r} is not allowed in a tag"
+        )
+        raise InvalidReference(text, what, tpos + bad)
+
+
+def _explain_name(text: str, name: str) -> None:
     domain, path = _split_domain(name)
     offset = 0
     if domain is not None:
@@ -220,4 +232,3 @@ def _explain(text: str) -> None:
                 offset,
             )
         offset += len(comp) + 1
-    raise InvalidReference(text, "does not match the reference grammar")
