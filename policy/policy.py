@@ -179,25 +179,8 @@ def _strings(raw: Any, path: str, problems: list[str]) -> tuple[str, ...]:
 ANACONDA_NOTICE_MODES = ("reports", "warnings", "off")
 
 
-def load_policy(document: Any, origin: str = "policy", controller_namespace: str | None = None) -> Policy:
-    """Validate a policy document (the whole resource, or just its ``spec``)."""
-    problems: list[str] = []
-    if document is None:
-        document = {}
-    if not isinstance(document, Mapping):
-        raise PolicyError(["(document): expected a mapping"], origin)
-    if "spec" in document or "apiVersion" in document:
-        if document.get("apiVersion", API_VERSION) != API_VERSION:
-            problems.append(f"apiVersion: expected {API_VERSION!r}, got {document.get('apiVersion')!r}")
-        if document.get("kind", "DLCGuardPolicy") != "DLCGuardPolicy":
-            problems.append(f"kind: expected 'DLCGuardPolicy', got {document.get('kind')!r}")
-        spec = document.get("spec") or {}
-        prefix = "spec"
-    else:
-        spec, prefix = document, "spec"
-    if not isinstance(spec, Mapping):
-        raise PolicyError([f"{prefix}: expected a mapping"], origin)
-    known = {
+SPEC_FIELDS = frozenset(
+    {
         "mode",
         "denyLevel",
         "warnLevel",
@@ -212,69 +195,43 @@ def load_policy(document: Any, origin: str = "policy", controller_namespace: str
         "catalog",
         "anacondaNotice",
     }
+)
+EXEMPTION_FIELDS = ("namespaces", "objectSelector", "namespaceSelector", "images", "expires", "reason")
+
+
+def load_policy(document: Any, origin: str = "policy", controller_namespace: str | None = None) -> Policy:
+    """Validate a policy document (the whole resource, or just its ``spec``)."""
+    problems: list[str] = []
+    spec, prefix = _spec_of(document, origin, problems)
     for key in spec:
-        if key not in known:
+        if key not in SPEC_FIELDS:
             problems.append(f"{prefix}.{key}: unknown field")
     defaults = _settings(spec, prefix, Settings(), problems)
     warn_days = spec.get("warnDays", 60)
     if not isinstance(warn_days, int) or isinstance(warn_days, bool) or warn_days < 0:
         problems.append(f"{prefix}.warnDays: expected a whole number >= 0, got {warn_days!r}")
         warn_days = 60
-    namespaces: dict[str, Settings] = {}
-    raw_ns = spec.get("namespaces") or {}
-    if not isinstance(raw_ns, Mapping):
-        problems.append(f"{prefix}.namespaces: expected a mapping of namespace to settings")
-        raw_ns = {}
-    for ns, raw in raw_ns.items():
-        namespaces[str(ns)] = _settings(raw, f"{prefix}.namespaces.{ns}", defaults, problems)
-    exemptions: list[Exemption] = []
+    namespaces = {
+        str(ns): _settings(raw, f"{prefix}.namespaces.{ns}", defaults, problems)
+        for ns, raw in _mapping(spec.get("namespaces"), f"{prefix}.namespaces", "namespace to settings", problems)
+    }
     raw_ex = spec.get("exemptions") or []
     if not isinstance(raw_ex, list):
         problems.append(f"{prefix}.exemptions: expected a list")
         raw_ex = []
-    for i, raw in enumerate(raw_ex):
-        p = f"{prefix}.exemptions[{i}]"
-        if not isinstance(raw, Mapping):
-            problems.append(f"{p}: expected a mapping")
-            continue
-        for key in raw:
-            if key not in ("namespaces", "objectSelector", "namespaceSelector", "images", "expires", "reason"):
-                problems.append(f"{p}.{key}: unknown field")
-        obj_sel = raw.get("objectSelector")
-        ns_sel = raw.get("namespaceSelector")
-        expires = None
-        if raw.get("expires") is not None:
-            try:
-                value = raw["expires"]
-                expires = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
-            except ValueError:
-                problems.append(f"{p}.expires: {raw['expires']!r} is not a date (YYYY-MM-DD)")
-        ex = Exemption(
-            namespaces=_strings(raw.get("namespaces"), f"{p}.namespaces", problems),
-            object_selector=None if obj_sel is None else parse_selector(obj_sel, f"{p}.objectSelector", problems),
-            namespace_selector=None if ns_sel is None else parse_selector(ns_sel, f"{p}.namespaceSelector", problems),
-            images=_strings(raw.get("images"), f"{p}.images", problems),
-            expires=expires,
-            reason=str(raw.get("reason", "")),
-        )
-        if not (ex.namespaces or ex.object_selector or ex.namespace_selector or ex.images):
-            problems.append(f"{p}: an exemption must name namespaces, a selector or images")
-        exemptions.append(ex)
+    exemptions = [
+        ex for i, raw in enumerate(raw_ex) if (ex := _exemption(raw, f"{prefix}.exemptions[{i}]", problems)) is not None
+    ]
     mirrors = tuple(Mirror(m) for m in _strings(spec.get("mirrors"), f"{prefix}.mirrors", problems))
     caches = spec.get("pullThroughCaches", ["*"])
     mirrors += tuple(Mirror(m, pull_through=True) for m in _strings(caches, f"{prefix}.pullThroughCaches", problems))
     exception_ns = list(_strings(spec.get("exceptionNamespaces"), f"{prefix}.exceptionNamespaces", problems))
-    if controller_namespace:  # the controller's own namespace is always trusted
-        exception_ns.append(controller_namespace)
     custom = dict(DEFAULT_CUSTOM_KINDS)
-    raw_kinds = spec.get("customKinds") or {}
-    if not isinstance(raw_kinds, Mapping):
-        problems.append(f"{prefix}.customKinds: expected a mapping of kind to paths")
-        raw_kinds = {}
-    for kind, paths in raw_kinds.items():
+    for kind, paths in _mapping(spec.get("customKinds"), f"{prefix}.customKinds", "kind to paths", problems):
         custom[str(kind)] = _strings(paths, f"{prefix}.customKinds.{kind}", problems)
     exempt_ns = ["kube-system", *(_strings(spec.get("exemptNamespaces"), f"{prefix}.exemptNamespaces", problems))]
-    if controller_namespace:
+    if controller_namespace:  # the controller's own namespace is always trusted, and exempt
+        exception_ns.append(controller_namespace)
         exempt_ns.append(controller_namespace)
     anaconda = spec.get("anacondaNotice", "reports")
     if anaconda not in ANACONDA_NOTICE_MODES:
@@ -293,3 +250,59 @@ def load_policy(document: Any, origin: str = "policy", controller_namespace: str
         tuple(exception_ns),
         anaconda_notice=str(anaconda),
     )
+
+
+def _spec_of(document: Any, origin: str, problems: list[str]) -> tuple[Mapping[str, Any], str]:
+    """The spec of a whole resource, or the document itself when it is only a spec."""
+    if document is None:
+        document = {}
+    if not isinstance(document, Mapping):
+        raise PolicyError(["(document): expected a mapping"], origin)
+    spec: Any = document
+    if "spec" in document or "apiVersion" in document:
+        if document.get("apiVersion", API_VERSION) != API_VERSION:
+            problems.append(f"apiVersion: expected {API_VERSION!r}, got {document.get('apiVersion')!r}")
+        if document.get("kind", "DLCGuardPolicy") != "DLCGuardPolicy":
+            problems.append(f"kind: expected 'DLCGuardPolicy', got {document.get('kind')!r}")
+        spec = document.get("spec") or {}
+    if not isinstance(spec, Mapping):
+        raise PolicyError(["spec: expected a mapping"], origin)
+    return spec, "spec"
+
+
+def _mapping(raw: Any, path: str, what: str, problems: list[str]) -> list[tuple[Any, Any]]:
+    if not raw:
+        return []
+    if not isinstance(raw, Mapping):
+        problems.append(f"{path}: expected a mapping of {what}")
+        return []
+    return list(raw.items())
+
+
+def _exemption(raw: Any, p: str, problems: list[str]) -> Exemption | None:
+    if not isinstance(raw, Mapping):
+        problems.append(f"{p}: expected a mapping")
+        return None
+    for key in raw:
+        if key not in EXEMPTION_FIELDS:
+            problems.append(f"{p}.{key}: unknown field")
+    obj_sel = raw.get("objectSelector")
+    ns_sel = raw.get("namespaceSelector")
+    expires = None
+    if raw.get("expires") is not None:
+        try:
+            value = raw["expires"]
+            expires = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+        except ValueError:
+            problems.append(f"{p}.expires: {raw['expires']!r} is not a date (YYYY-MM-DD)")
+    ex = Exemption(
+        namespaces=_strings(raw.get("namespaces"), f"{p}.namespaces", problems),
+        object_selector=None if obj_sel is None else parse_selector(obj_sel, f"{p}.objectSelector", problems),
+        namespace_selector=None if ns_sel is None else parse_selector(ns_sel, f"{p}.namespaceSelector", problems),
+        images=_strings(raw.get("images"), f"{p}.images", problems),
+        expires=expires,
+        reason=str(raw.get("reason", "")),
+    )
+    if not (ex.namespaces or ex.object_selector or ex.namespace_selector or ex.images):
+        problems.append(f"{p}: an exemption must name namespaces, a selector or images")
+    return ex
