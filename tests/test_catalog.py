@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from controller.upstream import import_upstream
 from policy.catalog import CatalogError, load_catalog, load_catalog_file
-from policy.catalog.importer import ImportError_, import_upstream, parse_region_tables
+from policy.catalog.importer import ImportError_, parse_region_tables
 
 from .helpers import mini_catalog_doc
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
+from controller.upstream import import_upstream
 from policy.catalog import Catalog, load_catalog
-from policy.catalog.importer import import_upstream
 from policy.evaluate import Engine
 from policy.version import InvalidVersion, Version, parse_version
 

@@ -143,7 +143,8 @@ def cmd_show(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: Te
 
 
 def cmd_import(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
-    from policy.catalog.importer import ImportError_, import_upstream, load_overlay
+    from controller.upstream import import_upstream
+    from policy.catalog.importer import ImportError_, load_overlay
 
     upstream = Path(args.upstream)
     if not upstream.is_dir():

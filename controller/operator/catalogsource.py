@@ -68,7 +68,7 @@ class CatalogSource:
         if "path" in self.spec:
             p = Path(str(self.spec["path"]))
             if p.is_dir():
-                from policy.catalog.importer import import_upstream
+                from controller.upstream import import_upstream
 
                 result = import_upstream(p)
                 text = repr(sorted(result.document.items(), key=lambda kv: kv[0]))
