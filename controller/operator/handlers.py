@@ -276,6 +276,42 @@ class Runtime:
             self.catalog_age.set(age)
 
     # -- policy ------------------------------------------------------------------------
+    async def policy_event(self, type_: str, body: dict[str, Any], name: str) -> None:
+        """The DLCGuardPolicy changed: validate it, say so in its status, follow it."""
+        generation = (body.get("metadata") or {}).get("generation")
+        status = dict(body.get("status") or {})
+        if type_ != "DELETED" and status.get("observedGeneration") == generation == self.policy_generation:
+            return  # our own status write came back as an event: nothing new
+        self.policy_generation = generation if type_ != "DELETED" else None
+        if type_ == "DELETED":
+            await self.reevaluate("policy deleted: defaults", load_policy({}, "default policy", self.controller_ns))
+            await self.follow_custom_kinds()
+            return
+        try:
+            policy = load_policy(body, f"DLCGuardPolicy {name}", self.controller_ns)
+        except PolicyError as exc:
+            await asyncio.to_thread(self.set_policy_status, name, False, "Invalid", "; ".join(exc.problems), generation)
+            log.warning("policy %s rejected: %s", name, exc)
+            return
+        wanted = dict(body.get("spec") or {}).get("catalog")
+        if (wanted or {}) != self.catalog_source.spec:
+            # a new source is read now, as the webhook does, not at the next refresh (an hour)
+            self.catalog_source = CatalogSource(wanted if isinstance(wanted, dict) else None)
+            self.catalog_due = True
+        message = "policy accepted"
+        if policy.self_service:
+            # say it where the admin looks: these exemptions are the workload owner's to take
+            message += "; self-service exemptions (workload owners can grant these themselves): " + "; ".join(
+                policy.self_service
+            )
+        await asyncio.to_thread(self.set_policy_status, name, True, "Valid", message, generation)
+        await self.reevaluate("policy changed", policy)
+        await self.follow_custom_kinds()
+
+    @property
+    def controller_ns(self) -> str | None:
+        return self.settings.controller_namespace
+
     def restate_policy(self) -> None:
         """The report APIs changed: say so in the policy's status, when there is one (blocking:
         called from the writer's discovery thread)."""
@@ -404,39 +440,8 @@ def make_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
 
     @kopf.on.event(POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL, registry=registry)
     async def on_policy(*, type: str, body: kopf.Body, name: str, **_: Any) -> None:
-        rt = _rt()
-        if name != rt.settings.policy_name:
-            return
-        generation = body.metadata.get("generation")
-        status = dict(body.get("status") or {})
-        if type != "DELETED" and status.get("observedGeneration") == generation and rt.policy_generation == generation:
-            return  # our own status write came back as an event: nothing new
-        rt.policy_generation = generation if type != "DELETED" else None
-        if type == "DELETED":
-            policy = load_policy({}, "default policy", rt.settings.controller_namespace)
-            await rt.reevaluate("policy deleted: defaults", policy)
-            await rt.follow_custom_kinds()
-            return
-        try:
-            policy = load_policy(dict(body), f"DLCGuardPolicy {name}", rt.settings.controller_namespace)
-        except PolicyError as exc:
-            await asyncio.to_thread(rt.set_policy_status, name, False, "Invalid", "; ".join(exc.problems), generation)
-            log.warning("policy %s rejected: %s", name, exc)
-            return
-        wanted = dict(body.get("spec") or {}).get("catalog")
-        if (wanted or {}) != rt.catalog_source.spec:
-            # a new source is read now, as the webhook does, not at the next refresh (an hour)
-            rt.catalog_source = CatalogSource(wanted if isinstance(wanted, dict) else None)
-            rt.catalog_due = True
-        message = "policy accepted"
-        if policy.self_service:
-            # say it where the admin looks: these exemptions are the workload owner's to take
-            message += "; self-service exemptions (workload owners can grant these themselves): " + "; ".join(
-                policy.self_service
-            )
-        await asyncio.to_thread(rt.set_policy_status, name, True, "Valid", message, generation)
-        await rt.reevaluate("policy changed", policy)
-        await rt.follow_custom_kinds()
+        if name == _rt().settings.policy_name:
+            await _rt().policy_event(type, dict(body), name)
 
     return registry
 
