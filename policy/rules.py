@@ -97,6 +97,12 @@ class Tally:
     final: Result | None = None
     """Set by a rule that settles the verdict alone."""
 
+    def add(self, reason: Reason, recommend: Image | None = None) -> None:
+        """A reason, and the image it points to when it names one."""
+        self.reasons.append(reason)
+        if recommend is not None:
+            self.recommend = recommend
+
     def expires(self, when: dt.date, warn_days: int, warning: bool) -> None:
         """The verdict moves the day after ``when`` (already warning) or when the warning starts."""
         self.next_dates.append(when + dt.timedelta(days=1) if warning else when - dt.timedelta(days=warn_days))
@@ -270,15 +276,10 @@ def releases(case: Case, tally: Tally) -> None:
 def _latest_only(case: Case, tally: Tally, newest: Image) -> None:
     ident = case.ident
     if ident.order < newest.order and not (ident.image is None and ident.version > newest.version):
-        tally.reasons.append(
-            Reason(
-                "NOT_LATEST",
-                "unsupported",
-                f"only the newest {case.fam.framework} release is supported; newest is {newest.version} ({newest.tag})",
-                {"newest": str(newest.version), "newest_tag": newest.tag},
-            )
+        text = f"only the newest {case.fam.framework} release is supported; newest is {newest.version} ({newest.tag})"
+        tally.add(
+            Reason("NOT_LATEST", "unsupported", text, {"newest": str(newest.version), "newest_tag": newest.tag}), newest
         )
-        tally.recommend = newest
 
 
 def _superseded(case: Case, tally: Tally) -> None:
@@ -289,36 +290,16 @@ def _superseded(case: Case, tally: Tally) -> None:
     newest = case.newest
     if newer_patch:
         top = max(newer_patch, key=lambda i: i.order)
-        tally.reasons.append(
-            Reason(
-                "NEWER_PATCH",
-                "outdated",
-                f"{fam.framework} {version} is superseded by {top.version} ({top.tag}) and no longer patched",
-                {"newer": str(top.version), "newer_tag": top.tag},
-            )
-        )
-        tally.recommend = top
+        text = f"{fam.framework} {version} is superseded by {top.version} ({top.tag}) and no longer patched"
+        tally.add(Reason("NEWER_PATCH", "outdated", text, {"newer": str(top.version), "newer_tag": top.tag}), top)
     elif newer_build:
         top = max(newer_build, key=lambda i: i.order)
-        tally.reasons.append(
-            Reason(
-                "NEWER_BUILD",
-                "outdated",
-                f"a newer image of {fam.framework} {version} exists ({top.tag}); this build is no longer patched",
-                {"newer_tag": top.tag},
-            )
-        )
-        tally.recommend = top
+        text = f"a newer image of {fam.framework} {version} exists ({top.tag}); this build is no longer patched"
+        tally.add(Reason("NEWER_BUILD", "outdated", text, {"newer_tag": top.tag}), top)
     elif case.dates is None and newest is not None and newest.line != line and newest.version > version:
-        tally.reasons.append(
-            Reason(
-                "NEWER_LINE_AVAILABLE",
-                "advisory",
-                f"a newer {fam.framework} line exists ({newest.version}, {newest.tag})",
-                {"newer": str(newest.version), "newer_tag": newest.tag},
-            )
-        )
-        tally.recommend = newest
+        text = f"a newer {fam.framework} line exists ({newest.version}, {newest.tag})"
+        facts = {"newer": str(newest.version), "newer_tag": newest.tag}
+        tally.add(Reason("NEWER_LINE_AVAILABLE", "advisory", text, facts), newest)
     elif (
         ident.image is None and ident.build is not None and len(ident.build) > 1 and not any(i.build for i in same_line)
     ):

@@ -47,8 +47,8 @@ OBJECTS = [
 ]
 
 
-def by_webhook(obj: dict[str, Any], engine: Engine) -> tuple[dict[str, tuple[str, str | None, str]], str | None]:
-    body = {
+def review(obj: dict[str, Any]) -> dict[str, Any]:
+    return {
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
         "request": {
@@ -59,7 +59,10 @@ def by_webhook(obj: dict[str, Any], engine: Engine) -> tuple[dict[str, tuple[str
             "object": obj,
         },
     }
-    d = decide(body, engine, load_policy(POLICY), TODAY)
+
+
+def by_webhook(obj: dict[str, Any], engine: Engine) -> tuple[dict[str, tuple[str, str | None, str]], str | None]:
+    d = decide(review(obj), engine, load_policy(POLICY), TODAY)
     return {f.container.name: (f.result.verdict, f.exempt, f.sentence()) for f in d.findings}, d.worst
 
 
@@ -111,21 +114,6 @@ def test_what_each_path_shows_is_built_from_that_judgement() -> None:
     for name, text in messages.items():
         assert text == findings[name][2].replace(" (in 59 days)", "")
     # the webhook's denial and warnings name the same sentences
-    d = decide(
-        {
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": {
-                "uid": "u",
-                "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
-                "operation": "CREATE",
-                "namespace": "ml",
-                "object": obj,
-            },
-        },
-        engine,
-        load_policy(POLICY),
-        TODAY,
-    )
+    d = decide(review(obj), engine, load_policy(POLICY), TODAY)
     assert not d.allowed and d.message is not None and findings["c0"][2] in d.message
     assert any(findings["c1"][2] in w for w in d.warnings)
