@@ -148,8 +148,8 @@ def child(n: int) -> dict[str, Any]:
     t = time.perf_counter()
     held = core.book
     core = Core(Engine(catalog, TODAY + dt.timedelta(days=1)), policy, clock=lambda: 1_795_100_000.0)
-    for namespace, name in list(held._held):  # what the operator's list of its reports reads back
-        core.book.seed(namespace, name, held.held(namespace, name) or "")
+    for namespace, name, fp in held.held_reports():  # what the operator's list of its reports reads back
+        core.book.seed(namespace, name, fp)
     for obj in objs:
         core.observe(obj)
     phase("restart, nothing changed", t)

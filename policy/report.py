@@ -27,6 +27,7 @@ __all__ = [
     "LEGACY_NAME",
     "OPENREPORTS",
     "POLICY",
+    "REPORT_APIS",
     "SUMMARY",
     "WGPOLICY",
     "Entry",
@@ -98,6 +99,8 @@ OPENREPORTS = Flavor(
     "clusterreports",
 )
 FLAVORS = {f.name: f for f in (WGPOLICY, OPENREPORTS)}
+REPORT_APIS = ("auto", *FLAVORS, "both")
+"""What the operator may be told to write: one API, both, or each of them the cluster serves."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,8 +276,8 @@ class ReportBook:
     """
 
     def __init__(self) -> None:
-        self._held: dict[Key, str] = {}
-        self._counts: dict[Key, tuple[int, ...]] = {}
+        self._held: dict[Key, tuple[str, tuple[int, ...]]] = {}
+        """What the API holds, per report: its fingerprint and its counts by outcome."""
         self._pending: dict[Key, Pending] = {}
         self._flight: dict[Key, str] = {}
         """Fingerprints of the writes taken and not yet reported back."""
@@ -313,7 +316,7 @@ class ReportBook:
         """The fingerprint the API holds once the write in flight lands (``None``: no report)."""
         if key in self._flight:
             return self._flight[key] or None
-        return self._held.get(key)
+        return self.held(*key)
 
     def forget(self, ref: WorkloadRef) -> None:
         """The workload is gone and its report goes with it (garbage collection): nothing to write."""
@@ -367,7 +370,14 @@ class ReportBook:
         return len(self._held)
 
     def held(self, namespace: str, name: str) -> str | None:
-        return self._held.get((namespace, name))
+        """The fingerprint of the report the API holds (``None``: none)."""
+        held = self._held.get((namespace, name))
+        return held[0] if held is not None else None
+
+    def held_reports(self) -> Iterator[tuple[str, str, str]]:
+        """``(namespace, name, fingerprint)`` of every report the API holds."""
+        for (namespace, name), (fp, _) in list(self._held.items()):
+            yield namespace, name, fp
 
     def namespaces(self) -> list[str]:
         return sorted(self._totals)
@@ -387,17 +397,17 @@ class ReportBook:
     # -- bookkeeping --------------------------------------------------------------------------
     def _set_held(self, key: Key, fp: str, counts: tuple[int, ...]) -> None:
         self._drop_held(key)
-        self._held[key] = fp
-        self._counts[key] = counts
+        self._held[key] = (fp, counts)
         totals = self._totals.setdefault(key[0], [0] * (len(OUTCOMES) + 1))
         for i, c in enumerate(counts):
             totals[i] += c
         totals[-1] += 1  # reports held in the namespace
 
     def _drop_held(self, key: Key) -> None:
-        if self._held.pop(key, None) is None:
+        held = self._held.pop(key, None)
+        if held is None:
             return
-        counts = self._counts.pop(key, ())
+        counts = held[1]
         totals = self._totals[key[0]]
         for i, c in enumerate(counts):
             totals[i] -= c

@@ -22,15 +22,21 @@ WRITES = {"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"}
 T = TypeVar("T")
 
 
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, log: Path | None = None) -> T:
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60, log: Path | None = None) -> T:
+    """Poll ``probe`` until it gives something true; a failing kubectl counts as not yet. On time
+    out, the assertion says what, the last value, and the tail of ``log``."""
     deadline = time.monotonic() + timeout
+    last: Any = None
     while True:
-        value = probe()
-        if value:
-            return value
+        try:
+            last = probe()
+            if last:
+                return last
+        except subprocess.CalledProcessError as exc:
+            last = exc.stderr
         if time.monotonic() > deadline:
             tail = log.read_text()[-3000:] if log and log.exists() else ""
-            raise AssertionError(f"timed out waiting for {what}\n{tail}")
+            raise AssertionError(f"timed out waiting for {what}: {last}\n{tail}")
         time.sleep(0.5)
 
 

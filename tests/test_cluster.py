@@ -7,8 +7,7 @@ import io
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -29,6 +28,7 @@ from tests.cluster import (
     stop,
 )
 from tests.conftest import ROOT
+from tests.operatorproc import wait_for
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
 
@@ -88,20 +88,6 @@ def test_scan_cluster_one_namespace_and_paging(cluster: ControlPlane) -> None:
     docs = list(list_objects(src, ["Deployment"], "ml", progress=lambda kind, n: pages.append(n), page=1))
     assert sorted(d.obj["metadata"]["name"] for d in docs if hasattr(d, "obj")) == ["serving", "soon", "trainer"]
     assert pages == [1, 2, 3]  # one object per page, three pages
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = probe()
-            if last:
-                return last
-        except subprocess.CalledProcessError as exc:
-            last = exc.stderr
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}: {last}")
 
 
 @pytest.fixture(scope="module")

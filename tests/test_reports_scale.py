@@ -100,6 +100,25 @@ def test_a_restart_with_nothing_changed_writes_nothing(big: Cluster) -> None:
     assert big.api_writes("deployments") - annotations == 0, "no annotation written"
 
 
+def test_a_report_someone_else_edited_is_rewritten_at_restart(big: Cluster) -> None:
+    """Whoever may write PolicyReports could keep the fingerprint and change the results; a
+    restarted operator trusts a fingerprint only on a report nobody else has written."""
+    workloads = N - 10
+    path = collection_path("wgpolicyk8s.io", "v1alpha2", "policyreports", BIG)
+    victim = big.list_all("wgpolicyk8s.io", "v1alpha2", "policyreports", BIG)[0]
+    name, truth = victim["metadata"]["name"], victim["summary"]
+    forged = {**truth, "pass": truth["fail"], "fail": truth["pass"]}  # a passing report told as failing, or back
+    assert forged != truth
+    big.stop_operator()
+    big.cp.kubectl("patch", "policyreport", name, "-n", BIG, "--type=merge", "-p", json.dumps({"summary": forged}))
+    assert big.rest.request("GET", f"{path}/{name}")["summary"] == forged
+    before = big.api_writes("policyreports")
+    big.start_operator("--report-writes-per-second", "500", "--report-burst", "100")
+    wait_for("the forged report rewritten", lambda: big.rest.request("GET", f"{path}/{name}")["summary"] == truth, 300)
+    wait_for("the restarted operator to settle", lambda: big.settled(workloads), 300, big.log)
+    assert big.api_writes("policyreports") - before == 1, "that report alone"
+
+
 def test_writes_are_paced(big: Cluster) -> None:
     big.stop_operator()
     big.cp.kubectl("create", "namespace", "paced")

@@ -31,6 +31,7 @@ from controller.webhook.limits import Limits
 from policy.catalog import CatalogError, default_catalog
 from policy.evaluate import RANK, Result
 from policy.policy import PolicyError
+from policy.report import REPORT_APIS
 
 
 class VersionAction(argparse.Action):
@@ -218,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep = op.add_argument_group("reports (one per workload)")
     rep.add_argument(
         "--reports",
-        choices=("auto", "wgpolicyk8s", "openreports", "both"),
+        choices=REPORT_APIS,
         default="auto",
         help="which report API to write: wgpolicyk8s.io PolicyReports, openreports.io Reports, both, or "
         "auto: each of them the cluster serves (default)",

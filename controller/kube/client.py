@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 __all__ = ["ClusterError", "Rest", "collection_path", "connect_api"]
@@ -92,6 +93,23 @@ class Rest:
                 float(retry) if retry and retry.isdigit() else None,
             )
         return json.loads(data) if data else None
+
+    def pages(
+        self,
+        path: str,
+        query: list[tuple[str, Any]] | None = None,
+        limit: int = 500,
+        accept: str = "application/json",
+    ) -> Iterator[dict[str, Any]]:
+        """A list, one page (the API's list document) at a time, following ``continue`` tokens."""
+        token = ""
+        while True:
+            q = [*(query or []), ("limit", limit), *([("continue", token)] if token else [])]
+            page = self.request("GET", path, query=q, accept=accept) or {}
+            yield page
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return
 
 
 def _reason(exc: Exception) -> str:

@@ -39,14 +39,14 @@ from policy.report import (
     ReportBook,
 )
 
-__all__ = ["APIS", "ReportSettings", "ReportWriter"]
+__all__ = ["ReportSettings", "ReportWriter"]
 
 log = logging.getLogger("dlc_guard.operator.reports")
 
-APIS = ("auto", "wgpolicyk8s", "openreports", "both")
 SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED.items())
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json"
 PAGE = 500
+FIELD_MANAGER = "dlc-guard"
 GIVE_UP = (400, 403, 422)
 """Statuses that another try would not change (logged and dropped)."""
 
@@ -143,15 +143,9 @@ class ReportWriter:
         plurals = [flavor.plural] + ([] if self.namespaces else [flavor.cluster_plural])
         for plural in plurals:
             for ns in scopes if plural == flavor.plural else [None]:
-                token = ""
-                while True:
-                    query = [("labelSelector", SELECTOR), ("limit", PAGE)] + ([("continue", token)] if token else [])
-                    path = collection_path(flavor.group, flavor.version, plural, ns)
-                    doc = self.rest.request("GET", path, query=query, accept=METADATA_ONLY) or {}
-                    items.extend(i.get("metadata") or {} for i in doc.get("items") or [])
-                    token = (doc.get("metadata") or {}).get("continue") or ""
-                    if not token:
-                        break
+                path = collection_path(flavor.group, flavor.version, plural, ns)
+                for page in self.rest.pages(path, [("labelSelector", SELECTOR)], PAGE, METADATA_ONLY):
+                    items.extend(i.get("metadata") or {} for i in page.get("items") or [])
         return items
 
     def seed(self, book: ReportBook) -> list[tuple[Flavor, str, str]]:
@@ -167,6 +161,8 @@ class ReportWriter:
                     continue
                 notes = meta.get("annotations") or {}
                 held = (str(notes.get(FINGERPRINT) or ""), str(notes.get(SUMMARY) or ""))
+                if _touched_by_others(meta):
+                    held = ("", "")  # its fingerprint vouches only for what dlc-guard wrote: rewrite it
                 seen.setdefault((ns, name), []).append(held)
         for (ns, name), fps in seen.items():
             # held alike in every API, or (fingerprint "") rewritten everywhere
@@ -194,7 +190,7 @@ class ReportWriter:
                         "PATCH",
                         path,
                         item.document(flavor),
-                        [("fieldManager", "dlc-guard"), ("force", "true")],
+                        [("fieldManager", FIELD_MANAGER), ("force", "true")],
                         "application/apply-patch+yaml",
                     )
             except ClusterError:
@@ -224,7 +220,7 @@ class ReportWriter:
         """Until ``stop``: discover, seed, then write what the book holds, paced."""
         s = self.settings
         pause = 0.0
-        next_discovery = 0.0
+        next_discovery = next_gauges = 0.0
         loop = asyncio.get_running_loop()
         while not stop.is_set():
             try:
@@ -245,7 +241,10 @@ class ReportWriter:
                         path = self._path(flavor, ns, name)
                         await asyncio.to_thread(self.rest.request, "DELETE", path, ok_missing=True)
                     self.seeded_book = book
-                self._gauges(book)
+                if not book.backlog or loop.time() >= next_gauges:
+                    # the namespaces' sums: when idle, or once a second while writing, not per batch
+                    self._gauges(book)
+                    next_gauges = loop.time() + 1.0
                 batch = book.take(s.concurrency)
                 if not batch:
                     self.wake.clear()
@@ -273,6 +272,11 @@ class ReportWriter:
             for outcome, n in book.summary(ns).items():
                 self.results.labels(ns, outcome).set(n)
         self._shown = now
+
+
+def _touched_by_others(meta: dict[str, Any]) -> bool:
+    """Whether anyone but dlc-guard has written fields of a report (its managed fields say so)."""
+    return any(m.get("manager") != FIELD_MANAGER for m in meta.get("managedFields") or [])
 
 
 def parse_summary(text: str) -> dict[str, int]:

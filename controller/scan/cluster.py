@@ -98,29 +98,19 @@ def list_objects(
     for res in resources:
         if namespace and not res.namespaced:
             continue
-        prefix = res.path(namespace)
-        token: str | None = None
-        while True:
-            query: list[tuple[str, Any]] = [("limit", page)]
-            if token:
-                query.append(("continue", token))
-            try:
-                body = src.get(prefix, query)
-            except ClusterError as exc:
-                yield SourceError(SOURCE, f"cannot list {res.kind}: {exc}")
-                break
-            for obj in body.get("items") or []:
-                obj.setdefault("kind", res.kind)
-                obj.setdefault("apiVersion", res.group_version)
-                seen += 1
-                if controlled_by(obj, scanned):
-                    continue
-                yield Document(SOURCE, None, obj)
-            if progress is not None:
-                progress(res.kind, seen)
-            token = (body.get("metadata") or {}).get("continue") or None
-            if not token:
-                break
+        try:
+            for body in Rest(src.api).pages(res.path(namespace), limit=page):
+                for obj in body.get("items") or []:
+                    obj.setdefault("kind", res.kind)
+                    obj.setdefault("apiVersion", res.group_version)
+                    seen += 1
+                    if controlled_by(obj, scanned):
+                        continue
+                    yield Document(SOURCE, None, obj)
+                if progress is not None:
+                    progress(res.kind, seen)
+        except ClusterError as exc:
+            yield SourceError(SOURCE, f"cannot list {res.kind}: {exc}")
 
 
 def terminal_progress(stream: TextIO = sys.stderr) -> Callable[[str, int], None] | None:
